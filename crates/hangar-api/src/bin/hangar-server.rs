@@ -1,0 +1,49 @@
+//! `hangar-server`: parses arguments, runs [`hangar_api::run`], maps errors to
+//! exit codes (64 for bad usage or config).
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Hangar: one MCP endpoint in front of all your MCP servers.
+#[derive(Debug, Parser)]
+#[command(name = "hangar-server", version)]
+struct Args {
+    /// YAML config file with a `providers:` (or `mcp_servers:`) map.
+    #[arg(long, env = "HANGAR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for hangar.db and admin.key.
+    #[arg(long, env = "HANGAR_DATA_DIR", default_value = ".hangar")]
+    data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "HANGAR_LISTEN", default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                hangar_api::server::EXIT_CONFIG
+            } else {
+                0
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    hangar_api::init_tracing();
+    let opts = hangar_api::ServerOptions {
+        config: args.config,
+        data_dir: args.data_dir,
+        listen: args.listen,
+    };
+    if let Err(e) = hangar_api::run(opts).await {
+        eprintln!("hangar-server: {e}");
+        std::process::exit(e.exit_code());
+    }
+}

@@ -1,0 +1,112 @@
+//! The one place errors become HTTP responses:
+//! `{"error": "<ErrorType>", "message": "...", "status_code": N}`.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::Serialize;
+
+use hangar_runtime::RuntimeError;
+
+/// An error answered to a REST client.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Error type name, e.g. `ProviderNotFoundError`.
+    pub kind: &'static str,
+    /// Human-readable message.
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: &'a str,
+    status_code: u16,
+}
+
+impl ApiError {
+    /// Builds an error.
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// 401.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", message)
+    }
+
+    /// 422 naming the offending field or parameter.
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "ValidationError", message)
+    }
+
+    /// 404 for an unknown route.
+    pub fn route_not_found(path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("no route for {path}"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: self.kind,
+            message: &self.message,
+            status_code: self.status.as_u16(),
+        };
+        let mut resp = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+impl From<RuntimeError> for ApiError {
+    fn from(e: RuntimeError) -> Self {
+        let (status, kind) = match &e {
+            RuntimeError::NotFound(_) => (StatusCode::NOT_FOUND, "ProviderNotFoundError"),
+            RuntimeError::AlreadyExists(_) => (StatusCode::CONFLICT, "ProviderAlreadyExistsError"),
+            RuntimeError::InvalidSpec(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ValidationError"),
+            RuntimeError::Removed(_) => (StatusCode::CONFLICT, "ProviderRemovedError"),
+            RuntimeError::Spawn { .. }
+            | RuntimeError::StartTimeout { .. }
+            | RuntimeError::Upstream(_) => (StatusCode::BAD_GATEWAY, "ProviderStartError"),
+            RuntimeError::Unsupported { .. } => (StatusCode::NOT_IMPLEMENTED, "NotSupportedError"),
+            RuntimeError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "StorageError"),
+        };
+        Self::new(status, kind, e.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let status = r.status();
+        let kind = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLarge",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+            StatusCode::UNPROCESSABLE_ENTITY => "ValidationError",
+            _ => "BadRequest",
+        };
+        Self::new(status, kind, r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::validation(r.body_text())
+    }
+}

@@ -1,0 +1,30 @@
+//! Hangar's HTTP surface on `axum`/`hyper`: `/health`, `/mcp` (MCP Streamable
+//! HTTP, both protocol eras), the REST API under `/api`, API-key auth, JSON
+//! errors, Origin and body-size checks; plus [`server::run`], used by the
+//! `hangar-server` binary and `hangar serve`.
+//!
+//! API boundary: business rules live in `hangar-core` and `hangar-runtime`;
+//! this crate maps them to HTTP, once, in [`error`].
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod rest;
+pub mod server;
+
+pub use app::{AppState, OriginPolicy, router};
+pub use error::ApiError;
+pub use server::{ServerError, ServerOptions, run};
+
+/// Installs the `tracing` subscriber used by the binaries (`RUST_LOG`
+/// overrides the default `info`). Logs go to stderr.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,278 @@
+//! Command-line grammar (clap derive) and the small parsers for `key=value` arguments.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{Map, Value};
+
+use crate::error::CliError;
+
+/// Command line client for Hangar, the MCP gateway.
+#[derive(Debug, Parser)]
+#[command(name = "hangar", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Base URL of the Hangar server.
+    #[arg(
+        long,
+        global = true,
+        env = "HANGAR_URL",
+        default_value = "http://127.0.0.1:8000"
+    )]
+    pub url: String,
+
+    /// API key (default: the contents of <data-dir>/admin.key).
+    #[arg(long, global = true, env = "HANGAR_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+
+    /// Data directory: where `serve` keeps its state and where the admin key is read from.
+    #[arg(
+        long,
+        global = true,
+        env = "HANGAR_DATA_DIR",
+        default_value = "./.hangar"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Output format: aligned tables for people, JSON for scripts.
+    #[arg(long, short = 'o', global = true, env = "HANGAR_OUTPUT", value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Hangar server in the foreground (same as `hangar-server`).
+    Serve(ServeArgs),
+    /// Manage providers (the MCP servers Hangar runs).
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
+    /// List every tool the gateway exposes (over MCP).
+    Tools,
+    /// Call a tool through the gateway: `hangar call TOOL key=value ... [--json '{...}']`.
+    Call(CallArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// Shell to generate completions for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// YAML config file.
+    #[arg(long, env = "HANGAR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "HANGAR_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvidersCommand {
+    /// List providers.
+    List {
+        /// Only providers in this state (cold, initializing, ready, degraded, dead).
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Show one provider.
+    Get { id: String },
+    /// Register a provider: `hangar providers add time -- python -m mcp_server_time`.
+    Add(AddArgs),
+    /// Stop and remove a provider.
+    #[command(visible_alias = "rm")]
+    Remove { id: String },
+    /// Start a provider.
+    Start { id: String },
+    /// Stop a provider.
+    Stop {
+        id: String,
+        /// Reason recorded with the stop.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// List a provider's own tools.
+    Tools { id: String },
+    /// Show a provider's recent stderr lines.
+    Logs {
+        id: String,
+        /// Number of recent lines (1-1000).
+        #[arg(long, short = 'n')]
+        lines: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProviderMode {
+    Subprocess,
+    Docker,
+    Remote,
+}
+
+impl ProviderMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderMode::Subprocess => "subprocess",
+            ProviderMode::Docker => "docker",
+            ProviderMode::Remote => "remote",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Provider id.
+    pub id: String,
+    /// How the provider runs.
+    #[arg(long, value_enum, default_value_t = ProviderMode::Subprocess)]
+    pub mode: ProviderMode,
+    /// Command and arguments (subprocess mode); takes every remaining argument.
+    #[arg(long = "command", value_name = "ARG", num_args = 1.., allow_hyphen_values = true, conflicts_with = "argv")]
+    pub command: Vec<String>,
+    /// Command and arguments given after `--` (subprocess mode).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub argv: Vec<String>,
+    /// Environment variable for the provider, KEY=VALUE (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Seconds without calls before the provider is stopped.
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_ttl: Option<u64>,
+    /// Seconds between health checks.
+    #[arg(long, value_name = "SECONDS")]
+    pub health_check_interval: Option<u64>,
+    /// Human-readable description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Container image (docker mode).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Streamable HTTP URL (remote mode).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+}
+
+impl AddArgs {
+    /// The JSON body of `POST /api/providers`; absent options are left out.
+    pub fn to_body(&self) -> Result<Value, CliError> {
+        let argv: &[String] = if self.command.is_empty() {
+            &self.argv
+        } else {
+            &self.command
+        };
+        match self.mode {
+            ProviderMode::Subprocess if argv.is_empty() => {
+                return Err(CliError::Usage(format!(
+                    "subprocess mode needs a command: hangar providers add {} -- PROGRAM [ARGS...]",
+                    self.id
+                )));
+            }
+            ProviderMode::Docker if self.image.is_none() => {
+                return Err(CliError::Usage("docker mode needs --image".into()));
+            }
+            ProviderMode::Remote if self.endpoint.is_none() => {
+                return Err(CliError::Usage("remote mode needs --endpoint".into()));
+            }
+            _ => {}
+        }
+        let mut body = Map::new();
+        body.insert("provider_id".into(), Value::from(self.id.as_str()));
+        body.insert("mode".into(), Value::from(self.mode.as_str()));
+        if !argv.is_empty() {
+            body.insert("command".into(), Value::from(argv.to_vec()));
+        }
+        if !self.env.is_empty() {
+            let env = parse_env_pairs(&self.env)?;
+            let env: Map<String, Value> = env
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            body.insert("env".into(), Value::Object(env));
+        }
+        if let Some(ttl) = self.idle_ttl {
+            body.insert("idle_ttl_s".into(), Value::from(ttl));
+        }
+        if let Some(interval) = self.health_check_interval {
+            body.insert("health_check_interval_s".into(), Value::from(interval));
+        }
+        for (key, value) in [
+            ("description", &self.description),
+            ("image", &self.image),
+            ("endpoint", &self.endpoint),
+        ] {
+            if let Some(value) = value {
+                body.insert(key.into(), Value::from(value.as_str()));
+            }
+        }
+        Ok(Value::Object(body))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// Tool name as listed by `hangar tools` (e.g. `time__get_current_time`).
+    pub tool: String,
+    /// Arguments as key=value; values that parse as JSON are taken as JSON, others as strings.
+    #[arg(value_name = "KEY=VALUE")]
+    pub args: Vec<String>,
+    /// The whole arguments object as JSON; key=value pairs are merged over it.
+    #[arg(long, value_name = "JSON")]
+    pub json: Option<String>,
+}
+
+impl CallArgs {
+    /// The `arguments` object for `tools/call`.
+    pub fn arguments(&self) -> Result<Map<String, Value>, CliError> {
+        let mut arguments = match &self.json {
+            None => Map::new(),
+            Some(text) => match serde_json::from_str::<Value>(text) {
+                Ok(Value::Object(map)) => map,
+                Ok(_) => return Err(CliError::Usage("--json must be a JSON object".into())),
+                Err(e) => return Err(CliError::Usage(format!("--json is not valid JSON: {e}"))),
+            },
+        };
+        for pair in &self.args {
+            let (key, value) = parse_tool_arg(pair)?;
+            arguments.insert(key, value);
+        }
+        Ok(arguments)
+    }
+}
+
+fn split_pair(pair: &str) -> Result<(&str, &str), CliError> {
+    match pair.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key, value)),
+        _ => Err(CliError::Usage(format!("expected KEY=VALUE, got '{pair}'"))),
+    }
+}
+
+/// One `key=value` tool argument: the value is JSON when it parses as JSON, else a string.
+pub fn parse_tool_arg(pair: &str) -> Result<(String, Value), CliError> {
+    let (key, raw) = split_pair(pair)?;
+    let value =
+        serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_owned()));
+    Ok((key.to_owned(), value))
+}
+
+/// `--env KEY=VALUE` pairs; values stay strings, later pairs win.
+pub fn parse_env_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>, CliError> {
+    pairs
+        .iter()
+        .map(|pair| split_pair(pair).map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "args_tests.rs"]
+mod tests;

@@ -1,0 +1,323 @@
+//! The YAML config model (DESIGN §7): providers and server settings, validated with errors
+//! that name the field and the line.
+//!
+//! ```yaml
+//! providers:            # `mcp_servers:` is accepted too (MCP Hangar style); both merge
+//!   math:
+//!     mode: subprocess
+//!     command: [python, -m, math_server]
+//!     idle_ttl_s: 180
+//! server:
+//!   tool_separator: "__"
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::naming::{DEFAULT_SEPARATOR, is_name_char};
+use crate::spec::{ProviderSpec, SpecError};
+
+mod locate;
+#[cfg(test)]
+mod tests;
+
+/// Default request body limit: 4 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Default size of each provider's stderr ring.
+pub const DEFAULT_MAX_LOG_LINES: usize = 1000;
+
+/// Longest accepted tool separator.
+pub const MAX_SEPARATOR_LEN: usize = 8;
+
+/// A config problem: which field, where in the file, and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// Dotted path of the field (`providers.math.command`), if known.
+    pub field: Option<String>,
+    /// 1-based line in the YAML text, if known.
+    pub line: Option<usize>,
+    /// 1-based column, if known (parse errors only).
+    pub column: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error about `field`, without a location.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    fn from_spec(id: &str, err: SpecError) -> Self {
+        let field = if err.field == "id" {
+            format!("providers.{id}")
+        } else {
+            format!("providers.{id}.{}", err.field)
+        };
+        Self::field(field, err.message)
+    }
+
+    fn from_yaml(err: &yaml_serde::Error) -> Self {
+        let mut text = err.to_string();
+        let location = err.location();
+        if let Some(loc) = &location {
+            let at = format!(" at line {} column {}", loc.line(), loc.column());
+            text = text.replacen(&at, "", 1);
+        }
+        let (field, message) = split_path(&text);
+        Self {
+            field,
+            line: location.as_ref().map(yaml_serde::Location::line),
+            column: location.as_ref().map(yaml_serde::Location::column),
+            message,
+        }
+    }
+}
+
+impl ConfigError {
+    /// Points a duplicate-id error at the repeated key instead of the map.
+    fn locate_duplicate(mut self, text: &str) -> Self {
+        let id = self
+            .message
+            .strip_prefix(DUPLICATE_ID)
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(id, _)| id.to_owned());
+        if let (Some(id), Some(section)) = (id, self.field.clone()) {
+            self.line = locate::key_line(text, &[&section, &id]).map(|(_, line)| line);
+            self.column = None;
+            self.field = Some(format!("{section}.{id}"));
+        }
+        self
+    }
+}
+
+/// Start of the message for a provider id given twice in one map.
+const DUPLICATE_ID: &str = "duplicate provider id `";
+
+/// Splits yaml_serde's `path: message` (the path is absent at the top level). An unknown
+/// field's name is appended to the path.
+fn split_path(text: &str) -> (Option<String>, String) {
+    let is_path = |p: &str| !p.is_empty() && !p.contains(char::is_whitespace) && !p.contains('`');
+    let (mut field, message) = match text.split_once(": ") {
+        Some((path, rest)) if is_path(path) => (Some(path.to_owned()), rest.to_owned()),
+        _ => (None, text.to_owned()),
+    };
+    if let Some(name) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name)
+    {
+        field = Some(match field {
+            Some(path) => format!("{path}.{name}"),
+            None => name.to_owned(),
+        });
+    }
+    (field, message)
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("config error")?;
+        if let Some(line) = self.line {
+            write!(f, " at line {line}")?;
+            if let Some(column) = self.column {
+                write!(f, " column {column}")?;
+            }
+        }
+        f.write_str(": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Settings of the server itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Between provider id and tool name in exposed tool names (1–8 of `[a-zA-Z0-9_-]`).
+    pub tool_separator: String,
+    /// Origins allowed on `/mcp` (`scheme://host[:port]`); empty = localhost only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
+    /// Largest accepted request body, in bytes (at least 1024).
+    pub max_body_bytes: usize,
+    /// stderr lines kept per provider (0 keeps none).
+    pub max_log_lines: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            tool_separator: DEFAULT_SEPARATOR.to_owned(),
+            allowed_origins: Vec::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_log_lines: DEFAULT_MAX_LOG_LINES,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// Checks every setting; error fields start with `server.`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let sep = &self.tool_separator;
+        if sep.is_empty() || sep.len() > MAX_SEPARATOR_LEN || !sep.chars().all(is_name_char) {
+            return Err(ConfigError::field(
+                "server.tool_separator",
+                format!("must be 1 to {MAX_SEPARATOR_LEN} of [a-zA-Z0-9_-], got {sep:?}"),
+            ));
+        }
+        for (i, origin) in self.allowed_origins.iter().enumerate() {
+            check_origin(origin)
+                .map_err(|m| ConfigError::field(format!("server.allowed_origins[{i}]"), m))?;
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::field(
+                "server.max_body_bytes",
+                format!("must be at least 1024, got {}", self.max_body_bytes),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An origin as browsers send it: `http(s)://host[:port]`, nothing after.
+fn check_origin(origin: &str) -> Result<(), String> {
+    if origin == "*" {
+        return Err("wildcard origins are not allowed; list each origin".to_owned());
+    }
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{origin}` must start with http:// or https://"))?;
+    if rest.is_empty()
+        || rest.contains(['/', '?', '#', '@'])
+        || rest.contains(|c: char| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "`{origin}` must be scheme://host[:port] with no path"
+        ));
+    }
+    Ok(())
+}
+
+/// The whole config: providers by id, and server settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct HangarConfig {
+    /// Providers by id.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub providers: BTreeMap<String, ProviderSpec>,
+    /// Server settings.
+    pub server: ServerSettings,
+}
+
+/// What the YAML document holds before merging and validation.
+#[derive(Default, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a map with providers, mcp_servers and server"
+)]
+struct RawConfig {
+    providers: Option<ProviderEntries>,
+    mcp_servers: Option<ProviderEntries>,
+    server: Option<ServerSettings>,
+}
+
+/// A provider map that rejects duplicate ids instead of keeping the last one.
+struct ProviderEntries(Vec<(String, ProviderSpec)>);
+
+impl<'de> Deserialize<'de> for ProviderEntries {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor;
+        impl<'de> Visitor<'de> for EntriesVisitor {
+            type Value = ProviderEntries;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of provider id to provider spec")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries: Vec<(String, ProviderSpec)> = Vec::new();
+                while let Some(id) = map.next_key::<String>()? {
+                    if entries.iter().any(|(seen, _)| *seen == id) {
+                        return Err(serde::de::Error::custom(format!("{DUPLICATE_ID}{id}`")));
+                    }
+                    let spec = map.next_value::<ProviderSpec>()?;
+                    entries.push((id, spec));
+                }
+                Ok(ProviderEntries(entries))
+            }
+        }
+        deserializer.deserialize_map(EntriesVisitor)
+    }
+}
+
+impl HangarConfig {
+    /// Parses and validates YAML. Unknown keys are errors; an empty document (or only
+    /// comments) is an empty config. Errors carry the field path and, when found, the line.
+    pub fn from_yaml(text: &str) -> Result<HangarConfig, ConfigError> {
+        let raw = match yaml_serde::from_str::<Option<RawConfig>>(text) {
+            Ok(raw) => raw.unwrap_or_default(),
+            Err(err) => return Err(ConfigError::from_yaml(&err).locate_duplicate(text)),
+        };
+        let mut providers = BTreeMap::new();
+        for (section, entries) in [
+            ("providers", raw.providers),
+            ("mcp_servers", raw.mcp_servers),
+        ] {
+            for (id, spec) in entries.map(|e| e.0).unwrap_or_default() {
+                if providers.contains_key(&id) {
+                    let mut err = ConfigError::field(
+                        format!("{section}.{id}"),
+                        "duplicate provider id (already defined under providers)",
+                    );
+                    err.line = locate::key_line(text, &[section, &id]).map(|(_, line)| line);
+                    return Err(err);
+                }
+                providers.insert(id, spec);
+            }
+        }
+        let config = HangarConfig {
+            providers,
+            server: raw.server.unwrap_or_default(),
+        };
+        config.validate().map_err(|mut err| {
+            if let Some(field) = &err.field {
+                err.line = locate::field_line(text, field);
+            }
+            err
+        })?;
+        Ok(config)
+    }
+
+    /// Checks the server settings, then every provider id and spec (in id order); returns
+    /// the first problem, with fields like `providers.<id>.<field>`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate()?;
+        for (id, spec) in &self.providers {
+            spec.validate(id)
+                .map_err(|err| ConfigError::from_spec(id, err))?;
+        }
+        Ok(())
+    }
+
+    /// Serializes to YAML (providers under `providers:`) that [`HangarConfig::from_yaml`]
+    /// reads back to an equal config.
+    pub fn to_yaml(&self) -> Result<String, ConfigError> {
+        yaml_serde::to_string(self).map_err(|err| ConfigError {
+            field: None,
+            line: None,
+            column: None,
+            message: format!("cannot serialize config: {err}"),
+        })
+    }
+}

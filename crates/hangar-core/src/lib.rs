@@ -1,0 +1,31 @@
+#![forbid(unsafe_code)]
+//! Hangar's domain core: the types and rules every other crate builds on.
+//!
+//! This crate is pure and synchronous. It does no IO (apart from parsing strings it is
+//! handed), spawns nothing and never reads a clock: every function that needs the time takes
+//! a [`Timestamp`] supplied by the caller, so supervisors can be tested on paused or injected
+//! time.
+//!
+//! - [`spec`]: [`ProviderSpec`], how to run or reach one provider, and its validation.
+//! - [`state`]: the provider state machine ([`ProviderStateMachine`]) with failure counting and
+//!   restart backoff.
+//! - [`naming`]: the tool names clients see (`<provider>__<tool>`), shortening and collisions.
+//! - [`config`]: the YAML config model ([`HangarConfig`]) with errors that name field and line.
+//! - [`error`]: [`ErrorOrigin`], the tag other crates put on their errors.
+
+pub mod config;
+pub mod error;
+pub mod naming;
+pub mod spec;
+pub mod state;
+
+pub use config::{ConfigError, HangarConfig, ServerSettings};
+pub use error::ErrorOrigin;
+pub use naming::{
+    Collision, DEFAULT_SEPARATOR, MAX_TOOL_NAME_LEN, ToolIndex, ToolRef, exposed_name,
+};
+pub use spec::{ParseModeError, ProviderMode, ProviderSpec, SpecError, validate_provider_id};
+pub use state::{
+    BackoffPolicy, FailurePolicy, ProviderEvent, ProviderState, ProviderStateMachine, Timestamp,
+    Transition, TransitionError,
+};

@@ -1,0 +1,454 @@
+//! Provider specification: how to run or reach one provider (an MCP server).
+//!
+//! The fields are flat, as in MCP Hangar's config and the REST body, and the same struct is
+//! read from YAML and JSON. [`ProviderSpec::validate`] checks one spec; error fields are paths
+//! relative to the provider (`command`, `env.FOO`) and the caller prefixes `providers.<id>.`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::naming::DEFAULT_SEPARATOR;
+use crate::state::{BackoffPolicy, FailurePolicy};
+
+#[cfg(test)]
+mod tests;
+
+/// Longest provider id accepted (ids must leave room for tool names within 64 chars).
+pub const MAX_PROVIDER_ID_LEN: usize = 63;
+
+/// How a provider is run or reached.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderMode {
+    /// A child process speaking MCP over stdio; `command` is its argv, never run by a shell.
+    #[default]
+    Subprocess,
+    /// A container from `image` speaking MCP over its attached stdio. `container` is accepted
+    /// as an alias when reading (MCP Hangar's name).
+    #[serde(alias = "container")]
+    Docker,
+    /// A remote MCP server reached over Streamable HTTP at `endpoint`.
+    Remote,
+}
+
+impl ProviderMode {
+    /// The lower-case name used in config, API and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Subprocess => "subprocess",
+            Self::Docker => "docker",
+            Self::Remote => "remote",
+        }
+    }
+}
+
+impl fmt::Display for ProviderMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is not a provider mode.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown provider mode `{0}` (expected subprocess, docker or remote)")]
+pub struct ParseModeError(pub String);
+
+impl FromStr for ProviderMode {
+    type Err = ParseModeError;
+
+    /// Accepts `subprocess`, `docker` (alias `container`) and `remote`, in any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "subprocess" => Ok(Self::Subprocess),
+            "docker" | "container" => Ok(Self::Docker),
+            "remote" => Ok(Self::Remote),
+            _ => Err(ParseModeError(s.to_owned())),
+        }
+    }
+}
+
+/// A validation error in one provider spec. `field` is a path relative to the provider
+/// (`command`, `env.FOO`, or `id` for the provider id itself).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct SpecError {
+    /// Path of the offending field, relative to the provider.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl SpecError {
+    /// Builds an error for `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// How to run or reach one provider. Unknown fields are rejected; empty and unset fields are
+/// left out when serialized.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a provider spec (a map of its fields)"
+)]
+pub struct ProviderSpec {
+    /// How the provider is run or reached (default `subprocess`).
+    pub mode: ProviderMode,
+    /// Subprocess argv: the first element is the program, never run through a shell.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Subprocess working directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Docker image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Remote Streamable HTTP URL (`http://` or `https://`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Remote: extra HTTP headers sent with every request.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Subprocess and docker: environment variables (values may use `${secret:NAME}`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Seconds without calls before the provider is stopped; 0 = never idle-stop.
+    pub idle_ttl_s: u64,
+    /// Seconds between health checks; 0 = no health checks.
+    pub health_check_interval_s: u64,
+    /// Failures in a row before ready → degraded.
+    pub max_consecutive_failures: u32,
+    /// Failures in a row (counted from the first one) before degraded → dead.
+    pub max_failures: u32,
+    /// Seconds allowed for spawn plus MCP `initialize` (1..=3600).
+    pub startup_timeout_s: u64,
+    /// Seconds allowed for one tool call (1..=86400).
+    pub call_timeout_s: u64,
+    /// Free text shown in listings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Docker volume mounts (`source:target[:ro|rw]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+    /// Docker network (the engine defaults to `none`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// Docker read-only root filesystem (the engine defaults to `true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+}
+
+impl Default for ProviderSpec {
+    fn default() -> Self {
+        Self {
+            mode: ProviderMode::Subprocess,
+            command: Vec::new(),
+            cwd: None,
+            image: None,
+            endpoint: None,
+            headers: BTreeMap::new(),
+            env: BTreeMap::new(),
+            idle_ttl_s: 300,
+            health_check_interval_s: 60,
+            max_consecutive_failures: 3,
+            max_failures: 6,
+            startup_timeout_s: 30,
+            call_timeout_s: 120,
+            description: None,
+            volumes: Vec::new(),
+            network: None,
+            read_only: None,
+        }
+    }
+}
+
+impl ProviderSpec {
+    /// A subprocess spec running `argv` (program first), other fields at their defaults.
+    pub fn subprocess<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            command: argv.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// A docker spec for `image`, other fields at their defaults.
+    pub fn docker(image: impl Into<String>) -> Self {
+        Self {
+            mode: ProviderMode::Docker,
+            image: Some(image.into()),
+            ..Self::default()
+        }
+    }
+
+    /// A remote spec for `endpoint`, other fields at their defaults.
+    pub fn remote(endpoint: impl Into<String>) -> Self {
+        Self {
+            mode: ProviderMode::Remote,
+            endpoint: Some(endpoint.into()),
+            ..Self::default()
+        }
+    }
+
+    /// The state machine policy this spec asks for, with the default restart backoff.
+    pub fn failure_policy(&self) -> FailurePolicy {
+        FailurePolicy {
+            failure_threshold: self.max_consecutive_failures,
+            max_failures: self.max_failures,
+            backoff: BackoffPolicy::default(),
+        }
+    }
+
+    /// Checks the provider id and every field; returns the first problem found.
+    pub fn validate(&self, id: &str) -> Result<(), SpecError> {
+        validate_provider_id(id)?;
+        self.check_mode_fields()?;
+        match self.mode {
+            ProviderMode::Subprocess => self.check_subprocess()?,
+            ProviderMode::Docker => self.check_docker()?,
+            ProviderMode::Remote => check_endpoint(self.endpoint.as_deref())?,
+        }
+        for (name, value) in &self.env {
+            check_env(name, value)?;
+        }
+        for (name, value) in &self.headers {
+            check_header(name, value)?;
+        }
+        self.check_numbers()
+    }
+
+    /// Rejects fields that belong to another mode.
+    fn check_mode_fields(&self) -> Result<(), SpecError> {
+        use ProviderMode::{Docker, Remote, Subprocess};
+        let present: [(&str, bool, &[ProviderMode]); 9] = [
+            ("command", !self.command.is_empty(), &[Subprocess]),
+            ("cwd", self.cwd.is_some(), &[Subprocess]),
+            ("image", self.image.is_some(), &[Docker]),
+            ("volumes", !self.volumes.is_empty(), &[Docker]),
+            ("network", self.network.is_some(), &[Docker]),
+            ("read_only", self.read_only.is_some(), &[Docker]),
+            ("endpoint", self.endpoint.is_some(), &[Remote]),
+            ("headers", !self.headers.is_empty(), &[Remote]),
+            ("env", !self.env.is_empty(), &[Subprocess, Docker]),
+        ];
+        for (field, set, modes) in present {
+            if set && !modes.contains(&self.mode) {
+                let names: Vec<&str> = modes.iter().map(|m| m.as_str()).collect();
+                return Err(SpecError::new(
+                    field,
+                    format!(
+                        "not allowed for mode {} (only for {})",
+                        self.mode,
+                        names.join(" and ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_subprocess(&self) -> Result<(), SpecError> {
+        let Some(program) = self.command.first() else {
+            return Err(SpecError::new(
+                "command",
+                "must not be empty (subprocess mode needs the program and its arguments)",
+            ));
+        };
+        if program.trim().is_empty() {
+            return Err(SpecError::new("command[0]", "program must not be empty"));
+        }
+        for (i, arg) in self.command.iter().enumerate() {
+            if arg.contains('\0') {
+                return Err(SpecError::new(
+                    format!("command[{i}]"),
+                    "must not contain NUL",
+                ));
+            }
+        }
+        if let Some(cwd) = &self.cwd
+            && (cwd.is_empty() || cwd.contains('\0'))
+        {
+            return Err(SpecError::new(
+                "cwd",
+                "must be a non-empty path without NUL",
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_docker(&self) -> Result<(), SpecError> {
+        match self.image.as_deref() {
+            None => {
+                return Err(SpecError::new("image", "required for mode docker"));
+            }
+            Some(image) if image.is_empty() || image.chars().any(char::is_whitespace) => {
+                return Err(SpecError::new(
+                    "image",
+                    "must be a non-empty image reference without whitespace",
+                ));
+            }
+            Some(_) => {}
+        }
+        for (i, volume) in self.volumes.iter().enumerate() {
+            if volume.trim().is_empty() || volume.contains('\0') || !volume.contains(':') {
+                return Err(SpecError::new(
+                    format!("volumes[{i}]"),
+                    "must look like source:target[:ro|rw]",
+                ));
+            }
+        }
+        if let Some(network) = &self.network
+            && (network.is_empty() || network.chars().any(char::is_whitespace))
+        {
+            return Err(SpecError::new(
+                "network",
+                "must be a non-empty network name without whitespace",
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_numbers(&self) -> Result<(), SpecError> {
+        if !(1..=3600).contains(&self.startup_timeout_s) {
+            return Err(SpecError::new(
+                "startup_timeout_s",
+                format!("must be between 1 and 3600, got {}", self.startup_timeout_s),
+            ));
+        }
+        if !(1..=86_400).contains(&self.call_timeout_s) {
+            return Err(SpecError::new(
+                "call_timeout_s",
+                format!("must be between 1 and 86400, got {}", self.call_timeout_s),
+            ));
+        }
+        if self.max_consecutive_failures == 0 {
+            return Err(SpecError::new(
+                "max_consecutive_failures",
+                "must be at least 1",
+            ));
+        }
+        if self.max_failures < self.max_consecutive_failures {
+            return Err(SpecError::new(
+                "max_failures",
+                format!(
+                    "must be at least max_consecutive_failures ({}), got {}",
+                    self.max_consecutive_failures, self.max_failures
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a provider id: `^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$` and no `__` (the default tool
+/// separator) inside. The error's field is `id`.
+pub fn validate_provider_id(id: &str) -> Result<(), SpecError> {
+    let mut chars = id.chars();
+    let Some(first) = chars.next() else {
+        return Err(SpecError::new("id", "provider id must not be empty"));
+    };
+    if !first.is_ascii_alphanumeric() {
+        return Err(SpecError::new(
+            "id",
+            format!("provider id `{id}` must start with a letter or digit"),
+        ));
+    }
+    if let Some(bad) = chars.find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
+        return Err(SpecError::new(
+            "id",
+            format!("provider id `{id}` contains `{bad}` (allowed: letters, digits, `_`, `-`)"),
+        ));
+    }
+    if id.len() > MAX_PROVIDER_ID_LEN {
+        return Err(SpecError::new(
+            "id",
+            format!("provider id is longer than {MAX_PROVIDER_ID_LEN} characters"),
+        ));
+    }
+    if id.contains(DEFAULT_SEPARATOR) {
+        return Err(SpecError::new(
+            "id",
+            format!("provider id `{id}` must not contain the tool separator `{DEFAULT_SEPARATOR}`"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_endpoint(endpoint: Option<&str>) -> Result<(), SpecError> {
+    let Some(endpoint) = endpoint else {
+        return Err(SpecError::new("endpoint", "required for mode remote"));
+    };
+    let rest = endpoint
+        .strip_prefix("https://")
+        .or_else(|| endpoint.strip_prefix("http://"));
+    match rest {
+        None => Err(SpecError::new(
+            "endpoint",
+            "must start with http:// or https://",
+        )),
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            Err(SpecError::new("endpoint", "must name a host"))
+        }
+        Some(_)
+            if endpoint
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            Err(SpecError::new(
+                "endpoint",
+                "must not contain whitespace or control characters",
+            ))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+fn check_env(name: &str, value: &str) -> Result<(), SpecError> {
+    if name.is_empty() {
+        return Err(SpecError::new("env", "variable names must not be empty"));
+    }
+    if name.contains('=') || name.contains('\0') {
+        return Err(SpecError::new(
+            format!("env.{name}"),
+            "variable name must not contain `=` or NUL",
+        ));
+    }
+    if value.contains('\0') {
+        return Err(SpecError::new(
+            format!("env.{name}"),
+            "value must not contain NUL",
+        ));
+    }
+    Ok(())
+}
+
+fn check_header(name: &str, value: &str) -> Result<(), SpecError> {
+    // RFC 9110 token characters.
+    let is_tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(is_tchar) {
+        return Err(SpecError::new(
+            format!("headers.{name}"),
+            "header name must be a non-empty HTTP token",
+        ));
+    }
+    if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
+        return Err(SpecError::new(
+            format!("headers.{name}"),
+            "header value must not contain CR, LF or NUL",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,283 @@
+//! The aggregated view clients see: every provider's tools, resources and
+//! prompts under one namespace, with the routes back to their provider.
+//!
+//! A [`Catalog`] is an immutable snapshot. The runtime builds a new one when a
+//! provider's listing changes and swaps it in atomically, so the call path
+//! reads it without locks and never re-lists.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use hangar_core::naming::{Collision, ToolIndex, ToolRef, exposed_name};
+use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
+
+use crate::upstream::ProviderListing;
+
+/// Where a prompt lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptRef {
+    /// Provider id.
+    pub provider: String,
+    /// The provider's own prompt name.
+    pub prompt: String,
+}
+
+/// A resource URI served by more than one provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceCollision {
+    /// The URI.
+    pub uri: String,
+    /// Providers that list it; the first one serves reads.
+    pub providers: Vec<String>,
+}
+
+/// The aggregated, immutable view of every listed provider.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    tools: Vec<Tool>,
+    tool_index: ToolIndex,
+    resources: Vec<Resource>,
+    resource_routes: HashMap<String, String>,
+    templates: Vec<ResourceTemplate>,
+    template_routes: Vec<(UriTemplate, String)>,
+    prompts: Vec<Prompt>,
+    prompt_routes: HashMap<String, PromptRef>,
+    resource_collisions: Vec<ResourceCollision>,
+    unlisted: Vec<String>,
+}
+
+impl Catalog {
+    /// Builds the view from each provider's listing (`None`: never listed yet).
+    pub fn build<'a>(
+        providers: impl IntoIterator<Item = (&'a str, Option<&'a ProviderListing>)>,
+        separator: &str,
+    ) -> Self {
+        let mut by_provider: BTreeMap<&str, &ProviderListing> = BTreeMap::new();
+        let mut unlisted = Vec::new();
+        for (id, listing) in providers {
+            match listing {
+                Some(l) => {
+                    by_provider.insert(id, l);
+                }
+                None => unlisted.push(id.to_owned()),
+            }
+        }
+        unlisted.sort();
+
+        let tool_index = ToolIndex::build(
+            by_provider.iter().flat_map(|(p, l)| {
+                l.tools
+                    .iter()
+                    .map(move |t| ((*p).to_owned(), t.name.to_string()))
+            }),
+            separator,
+        );
+        let originals: HashMap<(&str, &str), &Tool> = by_provider
+            .iter()
+            .flat_map(|(p, l)| l.tools.iter().map(move |t| ((*p, t.name.as_ref()), t)))
+            .collect();
+        let mut tools = Vec::with_capacity(tool_index.len());
+        for (name, r) in tool_index.iter() {
+            if let Some(t) = originals.get(&(r.provider.as_str(), r.tool.as_str())) {
+                let mut t = (*t).clone();
+                t.name = name.to_owned().into();
+                tools.push(t);
+            }
+        }
+
+        let mut resources = Vec::new();
+        let mut resource_routes = HashMap::new();
+        let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (p, l) in &by_provider {
+            for r in &l.resources {
+                let owners = seen.entry(r.uri.clone()).or_default();
+                owners.push((*p).to_owned());
+                if owners.len() == 1 {
+                    resource_routes.insert(r.uri.clone(), (*p).to_owned());
+                    resources.push(r.clone());
+                }
+            }
+        }
+        let resource_collisions = seen
+            .into_iter()
+            .filter(|(_, v)| v.len() > 1)
+            .map(|(uri, providers)| ResourceCollision { uri, providers })
+            .collect();
+
+        let mut templates = Vec::new();
+        let mut template_routes = Vec::new();
+        for (p, l) in &by_provider {
+            for t in &l.resource_templates {
+                template_routes.push((UriTemplate::parse(&t.uri_template), (*p).to_owned()));
+                templates.push(t.clone());
+            }
+        }
+
+        let mut prompts = Vec::new();
+        let mut prompt_routes = HashMap::new();
+        for (p, l) in &by_provider {
+            for pr in &l.prompts {
+                let name = exposed_name(p, &pr.name, separator);
+                if prompt_routes.contains_key(&name) {
+                    continue;
+                }
+                prompt_routes.insert(
+                    name.clone(),
+                    PromptRef {
+                        provider: (*p).to_owned(),
+                        prompt: pr.name.clone(),
+                    },
+                );
+                let mut pr = pr.clone();
+                pr.name = name;
+                prompts.push(pr);
+            }
+        }
+
+        Self {
+            tools,
+            tool_index,
+            resources,
+            resource_routes,
+            templates,
+            template_routes,
+            prompts,
+            prompt_routes,
+            resource_collisions,
+            unlisted,
+        }
+    }
+
+    /// All tools under their exposed names, sorted by name.
+    pub fn tools(&self) -> &[Tool] {
+        &self.tools
+    }
+
+    /// Resolves an exposed tool name.
+    pub fn resolve_tool(&self, name: &str) -> Option<&ToolRef> {
+        self.tool_index.resolve(name)
+    }
+
+    /// Tool names that collided and were disambiguated.
+    pub fn tool_collisions(&self) -> &[Collision] {
+        self.tool_index.collisions()
+    }
+
+    /// Resource URIs listed by more than one provider.
+    pub fn resource_collisions(&self) -> &[ResourceCollision] {
+        &self.resource_collisions
+    }
+
+    /// Concrete resources.
+    pub fn resources(&self) -> &[Resource] {
+        &self.resources
+    }
+
+    /// Resource templates.
+    pub fn resource_templates(&self) -> &[ResourceTemplate] {
+        &self.templates
+    }
+
+    /// The provider serving `uri`: an exact resource first, then templates.
+    pub fn resolve_resource(&self, uri: &str) -> Option<&str> {
+        self.resource_routes
+            .get(uri)
+            .map(String::as_str)
+            .or_else(|| {
+                self.template_routes
+                    .iter()
+                    .find(|(t, _)| t.matches(uri))
+                    .map(|(_, p)| p.as_str())
+            })
+    }
+
+    /// Prompts under their exposed names.
+    pub fn prompts(&self) -> &[Prompt] {
+        &self.prompts
+    }
+
+    /// Resolves an exposed prompt name.
+    pub fn resolve_prompt(&self, name: &str) -> Option<&PromptRef> {
+        self.prompt_routes.get(name)
+    }
+
+    /// Providers whose lists are not known yet (never started).
+    pub fn unlisted(&self) -> &[String] {
+        &self.unlisted
+    }
+}
+
+/// Shared handle type for snapshots.
+pub type CatalogRef = Arc<Catalog>;
+
+/// A minimal RFC 6570 level-1 matcher: literal segments and `{var}` holes.
+#[derive(Debug, Clone)]
+struct UriTemplate {
+    parts: Vec<TemplatePart>,
+}
+
+#[derive(Debug, Clone)]
+enum TemplatePart {
+    Literal(String),
+    Var,
+}
+
+impl UriTemplate {
+    fn parse(t: &str) -> Self {
+        let mut parts = Vec::new();
+        let mut rest = t;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                parts.push(TemplatePart::Literal(rest[..open].to_owned()));
+            }
+            match rest[open..].find('}') {
+                Some(close) => {
+                    parts.push(TemplatePart::Var);
+                    rest = &rest[open + close + 1..];
+                }
+                None => {
+                    parts.push(TemplatePart::Literal(rest[open..].to_owned()));
+                    rest = "";
+                }
+            }
+        }
+        if !rest.is_empty() {
+            parts.push(TemplatePart::Literal(rest.to_owned()));
+        }
+        Self { parts }
+    }
+
+    fn matches(&self, uri: &str) -> bool {
+        fn go(parts: &[TemplatePart], s: &str) -> bool {
+            match parts.split_first() {
+                None => s.is_empty(),
+                Some((TemplatePart::Literal(l), rest)) => {
+                    s.strip_prefix(l.as_str()).is_some_and(|s| go(rest, s))
+                }
+                Some((TemplatePart::Var, rest)) => {
+                    // A variable takes at least one character and no '/'.
+                    let limit = s.find('/').unwrap_or(s.len());
+                    (1..=limit).any(|n| s.is_char_boundary(n) && go(rest, &s[n..]))
+                }
+            }
+        }
+        go(&self.parts, uri)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_matching() {
+        let t = UriTemplate::parse("test://template/{id}/data");
+        assert!(t.matches("test://template/42/data"));
+        assert!(!t.matches("test://template//data"));
+        assert!(!t.matches("test://template/4/2/data"));
+        assert!(!t.matches("test://other/42/data"));
+        let t = UriTemplate::parse("file:///{path}");
+        assert!(t.matches("file:///x"));
+        assert!(!t.matches("file:///"));
+    }
+}

@@ -1,0 +1,23 @@
+//! Hangar's MCP layer, on top of `rmcp`.
+//!
+//! - [`upstream`]: the client session to one provider ([`Upstream`]), shared
+//!   by every downstream client, with progress and cancellation forwarding.
+//! - [`catalog`]: the aggregated, immutable view of all providers' tools,
+//!   resources and prompts, with routing.
+//! - [`server`]: [`AggregatingServer`], the MCP server handler clients talk
+//!   to, behind the small [`Backend`] trait the runtime implements.
+//!
+//! API boundary: this crate knows nothing about processes, containers or
+//! storage.
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod error;
+pub mod server;
+pub mod upstream;
+
+pub use catalog::{Catalog, PromptRef, ResourceCollision};
+pub use error::UpstreamError;
+pub use rmcp;
+pub use server::{AggregatingServer, Backend, BackendError, CallReport, Lease};
+pub use upstream::{DownstreamCall, EventSink, ProviderListing, Upstream, UpstreamEvent};

@@ -1,0 +1,371 @@
+//! The downstream side: the MCP server handler every client talks to.
+//!
+//! [`AggregatingServer`] serves the [`Catalog`](crate::Catalog) of a
+//! [`Backend`] (the runtime) and routes each request to the provider that owns
+//! the tool, resource or prompt. It is created once per client session (or
+//! per request for stateless 2026-07-28 clients), so it is a thin handle.
+
+// `logging/setLevel` is deprecated by SEP-2577; 2025-era clients still send it.
+#![allow(deprecated)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
+    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscriptionFilter,
+};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::catalog::Catalog;
+use crate::error::UpstreamError;
+use crate::upstream::{DownstreamCall, Upstream};
+
+/// A provider connection handed out for one request. Dropping it ends the
+/// request's use of the provider (the runtime counts in-flight calls with it).
+pub struct Lease {
+    /// The provider connection.
+    pub upstream: Arc<Upstream>,
+    /// How long one request may take.
+    pub call_timeout: Duration,
+    /// Runtime bookkeeping released on drop.
+    pub guard: Box<dyn Send + Sync>,
+}
+
+/// Why the backend could not hand out a provider.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// No provider has this id.
+    #[error("unknown provider '{0}'")]
+    UnknownProvider(String),
+    /// The provider could not be started or is not reachable.
+    #[error("provider '{provider}' is unavailable: {message}")]
+    Unavailable { provider: String, message: String },
+    /// A limit was reached.
+    #[error("{0}")]
+    Overloaded(String),
+}
+
+impl BackendError {
+    fn to_error_data(&self) -> ErrorData {
+        ErrorData::internal_error(
+            self.to_string(),
+            Some(serde_json::json!({"origin": "upstream"})),
+        )
+    }
+}
+
+/// What happened to one forwarded call, for health accounting and history.
+#[derive(Debug)]
+pub struct CallReport<'a> {
+    /// Provider id.
+    pub provider: &'a str,
+    /// The provider's own tool name.
+    pub tool: &'a str,
+    /// Time spent in the provider.
+    pub duration: Duration,
+    /// The failure, if the call failed at the transport or protocol level.
+    pub error: Option<&'a UpstreamError>,
+    /// The tool itself reported an error (`isError: true`).
+    pub tool_error: bool,
+}
+
+/// What the aggregating server needs from the runtime.
+pub trait Backend: Send + Sync + 'static {
+    /// The current catalog snapshot (lock-free).
+    fn catalog(&self) -> Arc<Catalog>;
+    /// Starts providers whose lists are unknown and waits until they are listed
+    /// (or failed).
+    fn ensure_listed(&self) -> impl Future<Output = ()> + Send + '_;
+    /// A ready connection to `provider`, starting it if needed (single-flight).
+    fn acquire<'a>(
+        &'a self,
+        provider: &'a str,
+    ) -> impl Future<Output = Result<Lease, BackendError>> + Send + 'a;
+    /// Reports a finished call.
+    fn report(&self, report: CallReport<'_>);
+    /// Bumped whenever the catalog changes.
+    fn changes(&self) -> watch::Receiver<u64>;
+}
+
+static NEXT_CLIENT_KEY: AtomicU64 = AtomicU64::new(1);
+
+/// The MCP server handler clients talk to.
+pub struct AggregatingServer<B: Backend> {
+    backend: Arc<B>,
+    client_key: u64,
+}
+
+impl<B: Backend> Clone for AggregatingServer<B> {
+    fn clone(&self) -> Self {
+        Self {
+            backend: self.backend.clone(),
+            client_key: self.client_key,
+        }
+    }
+}
+
+impl<B: Backend> AggregatingServer<B> {
+    /// A handler for one client session.
+    pub fn new(backend: Arc<B>) -> Self {
+        Self {
+            backend,
+            client_key: NEXT_CLIENT_KEY.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    async fn catalog_listed(&self) -> Arc<Catalog> {
+        let catalog = self.backend.catalog();
+        if catalog.unlisted().is_empty() {
+            return catalog;
+        }
+        self.backend.ensure_listed().await;
+        self.backend.catalog()
+    }
+
+    fn downstream(&self, context: &RequestContext<RoleServer>) -> DownstreamCall {
+        DownstreamCall {
+            peer: context.peer.clone(),
+            progress_token: context.meta.get_progress_token(),
+            capabilities: context.client_capabilities(),
+            ct: context.ct.clone(),
+            client_key: self.client_key,
+        }
+    }
+}
+
+fn unknown_tool(name: &str) -> ErrorData {
+    ErrorData::invalid_params(format!("Unknown tool: {name}"), None)
+}
+
+impl<B: Backend> ServerHandler for AggregatingServer<B> {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .enable_resources()
+                .enable_resources_list_changed()
+                .enable_prompts()
+                .enable_prompts_list_changed()
+                .build(),
+        )
+        .with_server_info(Implementation::new("hangar", env!("CARGO_PKG_VERSION")))
+        .with_instructions(
+            "Hangar: the tools of every configured MCP provider, named <provider>__<tool>.",
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let catalog = self.catalog_listed().await;
+        Ok(ListToolsResult::with_all_items(catalog.tools().to_vec()))
+    }
+
+    async fn call_tool(
+        &self,
+        mut request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let mut catalog = self.backend.catalog();
+        if catalog.resolve_tool(&request.name).is_none() && !catalog.unlisted().is_empty() {
+            self.backend.ensure_listed().await;
+            catalog = self.backend.catalog();
+        }
+        let route = catalog
+            .resolve_tool(&request.name)
+            .cloned()
+            .ok_or_else(|| unknown_tool(&request.name))?;
+        drop(catalog);
+        let span =
+            tracing::debug_span!("tools/call", provider = %route.provider, tool = %route.tool);
+        async move {
+            let lease = self
+                .backend
+                .acquire(&route.provider)
+                .await
+                .map_err(|e| e.to_error_data())?;
+            let downstream = self.downstream(&context);
+            request.name = route.tool.clone().into();
+            let started = Instant::now();
+            let result = lease
+                .upstream
+                .call_tool(request, &downstream, lease.call_timeout)
+                .await;
+            let tool_error =
+                matches!(&result, Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true));
+            self.backend.report(CallReport {
+                provider: &route.provider,
+                tool: &route.tool,
+                duration: started.elapsed(),
+                error: result.as_ref().err(),
+                tool_error,
+            });
+            drop(lease);
+            result.map_err(|e| e.to_error_data())
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let catalog = self.catalog_listed().await;
+        Ok(ListResourcesResult::with_all_items(
+            catalog.resources().to_vec(),
+        ))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let catalog = self.catalog_listed().await;
+        Ok(ListResourceTemplatesResult::with_all_items(
+            catalog.resource_templates().to_vec(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let catalog = self.catalog_listed().await;
+        let provider = catalog
+            .resolve_resource(&request.uri)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ErrorData::resource_not_found(format!("Resource not found: {}", request.uri), None)
+            })?;
+        drop(catalog);
+        let lease = self
+            .backend
+            .acquire(&provider)
+            .await
+            .map_err(|e| e.to_error_data())?;
+        let downstream = self.downstream(&context);
+        lease
+            .upstream
+            .read_resource(request, &downstream, lease.call_timeout)
+            .await
+            .map_err(|e| e.to_error_data())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let catalog = self.catalog_listed().await;
+        Ok(ListPromptsResult::with_all_items(
+            catalog.prompts().to_vec(),
+        ))
+    }
+
+    async fn get_prompt(
+        &self,
+        mut request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let catalog = self.catalog_listed().await;
+        let route = catalog
+            .resolve_prompt(&request.name)
+            .cloned()
+            .ok_or_else(|| {
+                ErrorData::invalid_params(format!("Unknown prompt: {}", request.name), None)
+            })?;
+        drop(catalog);
+        let lease = self
+            .backend
+            .acquire(&route.provider)
+            .await
+            .map_err(|e| e.to_error_data())?;
+        let downstream = self.downstream(&context);
+        request.name = route.prompt;
+        lease
+            .upstream
+            .get_prompt(request, &downstream, lease.call_timeout)
+            .await
+            .map_err(|e| e.to_error_data())
+    }
+
+    async fn set_level(
+        &self,
+        _request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        Ok(())
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        // A 2025-era session: push list changes to it until it goes away.
+        let mut changes = self.backend.changes();
+        let peer = context.peer;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tokio::select! {
+                    r = changes.changed() => {
+                        if r.is_err() { break; }
+                        if peer.notify_tool_list_changed().await.is_err() { break; }
+                        let _ = peer.notify_resource_list_changed().await;
+                        let _ = peer.notify_prompt_list_changed().await;
+                    }
+                    _ = tick.tick() => {
+                        if peer.is_transport_closed() { break; }
+                    }
+                }
+            }
+        });
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let mut accepted = SubscriptionFilter::default();
+        accepted.tools_list_changed = requested.tools_list_changed;
+        accepted.prompts_list_changed = requested.prompts_list_changed;
+        accepted.resources_list_changed = requested.resources_list_changed;
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        // A 2026-07-28 client's subscriptions/listen stream.
+        let mut changes = self.backend.changes();
+        let accepted = context.accepted().clone();
+        loop {
+            tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                r = changes.changed() => {
+                    if r.is_err() { return Ok(()); }
+                    let sink = context.sink();
+                    if accepted.tools_list_changed == Some(true) {
+                        let _ = sink.notify_tool_list_changed().await;
+                    }
+                    if accepted.prompts_list_changed == Some(true) {
+                        let _ = sink.notify_prompt_list_changed().await;
+                    }
+                    if accepted.resources_list_changed == Some(true) {
+                        let _ = sink.notify_resource_list_changed().await;
+                    }
+                }
+            }
+        }
+    }
+}

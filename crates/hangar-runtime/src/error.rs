@@ -1,0 +1,69 @@
+//! Errors of the engine.
+
+use std::time::Duration;
+
+use hangar_core::{ErrorOrigin, SpecError};
+
+/// A failure in the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// No provider with this id.
+    #[error("provider '{0}' not found")]
+    NotFound(String),
+    /// A provider with this id exists already.
+    #[error("provider '{0}' already exists")]
+    AlreadyExists(String),
+    /// The provider is being removed.
+    #[error("provider '{0}' was removed")]
+    Removed(String),
+    /// The spec is invalid.
+    #[error("invalid provider spec: {0}")]
+    InvalidSpec(#[from] SpecError),
+    /// The process could not be started.
+    #[error("provider '{provider}' could not be started: {message}")]
+    Spawn { provider: String, message: String },
+    /// Startup took too long.
+    #[error("provider '{provider}' did not become ready within {after:?}")]
+    StartTimeout { provider: String, after: Duration },
+    /// A mode or feature not available.
+    #[error("provider '{provider}': {what}")]
+    Unsupported { provider: String, what: String },
+    /// Talking to the provider failed.
+    #[error(transparent)]
+    Upstream(#[from] hangar_mcp::UpstreamError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl RuntimeError {
+    /// Where the failure came from.
+    pub fn origin(&self) -> ErrorOrigin {
+        match self {
+            Self::NotFound(_) | Self::AlreadyExists(_) | Self::InvalidSpec(_) => {
+                ErrorOrigin::Downstream
+            }
+            Self::Spawn { .. } | Self::StartTimeout { .. } | Self::Upstream(_) => {
+                ErrorOrigin::Upstream
+            }
+            Self::Removed(_) | Self::Unsupported { .. } | Self::Store(_) => ErrorOrigin::Hangar,
+        }
+    }
+}
+
+/// A failure of the SQLite store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored row did not decode.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The blocking task failed.
+    #[error("store task failed: {0}")]
+    Join(String),
+    /// Filesystem trouble around the database file.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,39 @@
+//! Hangar's engine.
+//!
+//! - [`engine`]: [`Engine`], the set of providers and the aggregated catalog;
+//!   it implements [`hangar_mcp::Backend`].
+//! - [`provider`]: one supervisor per provider (lazy single-flight start,
+//!   health checks, idle shutdown, restart with backoff).
+//! - [`process`]: subprocesses in their own process group, stderr capture.
+//! - [`logs`]: the bounded stderr ring.
+//! - [`store`]: the SQLite store.
+//!
+//! API boundary: this crate knows nothing about HTTP.
+#![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod error;
+pub mod logs;
+pub mod process;
+pub mod provider;
+pub mod store;
+
+pub use engine::{Engine, EngineConfig};
+pub use error::{RuntimeError, StoreError};
+pub use logs::LogLine;
+pub use provider::{HealthRecord, Provider, ProviderSource, ProviderStatus};
+pub use store::{Store, StoredKey};
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks a std mutex, recovering from poisoning (the data stays usable).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The current UTC time as RFC 3339.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

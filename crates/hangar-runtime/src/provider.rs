@@ -1,0 +1,624 @@
+//! One supervisor per provider: lazy single-flight start, health checks, idle
+//! shutdown, restart with backoff, all driven through the core state machine.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use hangar_core::{
+    BackoffPolicy, FailurePolicy, ProviderEvent, ProviderMode, ProviderSpec, ProviderState,
+    ProviderStateMachine, Timestamp, Transition,
+};
+use hangar_mcp::{BackendError, EventSink, Lease, ProviderListing, Upstream, UpstreamEvent};
+use serde::Serialize;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::error::RuntimeError;
+use crate::logs::{LogLine, LogRing};
+use crate::process::{self, ChildProcess};
+
+/// Grace period between SIGTERM and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
+const HEALTH_HISTORY: usize = 20;
+const TICK: Duration = Duration::from_millis(500);
+
+/// Where a provider's definition came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderSource {
+    /// The YAML config file.
+    Config,
+    /// Created over the REST API (persisted in the store).
+    Api,
+}
+
+/// What a provider tells the engine.
+#[derive(Debug, Clone)]
+pub enum ProviderNotice {
+    /// Its tools/resources/prompts were (re)fetched.
+    ListingChanged,
+    /// Its state changed.
+    StateChanged(Transition),
+}
+
+pub(crate) type NoticeSink = Arc<dyn Fn(&str, ProviderNotice) + Send + Sync>;
+
+/// One health check result.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthRecord {
+    /// RFC 3339 time of the check.
+    pub timestamp: String,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// How long it took.
+    pub latency_ms: f64,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A point-in-time view of one provider.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderStatus {
+    /// Provider id.
+    pub provider: String,
+    /// Lifecycle state.
+    pub state: ProviderState,
+    /// subprocess, docker or remote.
+    pub mode: ProviderMode,
+    /// True while a connection is up.
+    pub alive: bool,
+    /// Tools known from the last listing.
+    pub tools_count: usize,
+    /// healthy, degraded, unhealthy or unknown.
+    pub health_status: &'static str,
+    /// False: tools always come from the provider itself.
+    pub tools_predefined: bool,
+    /// Free text from the spec.
+    pub description: Option<String>,
+    /// Process id while running.
+    pub pid: Option<i32>,
+    /// Calls in flight.
+    pub in_flight: usize,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// Restarts so far.
+    pub restart_count: u64,
+    /// The cause of the last failure.
+    pub last_error: Option<String>,
+    /// Config file or API.
+    pub source: ProviderSource,
+}
+
+struct Live {
+    upstream: Arc<Upstream>,
+    child: Option<ChildProcess>,
+    generation: u64,
+}
+
+/// The supervisor of one provider.
+pub struct Provider {
+    id: String,
+    source: ProviderSource,
+    spec: std::sync::RwLock<Arc<ProviderSpec>>,
+    machine: Mutex<ProviderStateMachine>,
+    live: ArcSwapOption<Live>,
+    listing: ArcSwapOption<ProviderListing>,
+    logs: Arc<Mutex<LogRing>>,
+    lifecycle: tokio::sync::Mutex<()>,
+    in_flight: Arc<AtomicUsize>,
+    last_used_ms: Arc<AtomicU64>,
+    last_check_ms: AtomicU64,
+    health: Mutex<VecDeque<HealthRecord>>,
+    generation: AtomicU64,
+    epoch: Instant,
+    notices: NoticeSink,
+    shutdown: CancellationToken,
+}
+
+fn policy_for(spec: &ProviderSpec) -> FailurePolicy {
+    FailurePolicy {
+        failure_threshold: spec.max_consecutive_failures,
+        max_failures: spec.max_failures,
+        backoff: BackoffPolicy::default(),
+    }
+}
+
+impl Provider {
+    pub(crate) fn new(
+        id: &str,
+        spec: ProviderSpec,
+        source: ProviderSource,
+        log_capacity: usize,
+        epoch: Instant,
+        notices: NoticeSink,
+    ) -> Arc<Self> {
+        let machine = ProviderStateMachine::new(policy_for(&spec));
+        let p = Arc::new(Self {
+            id: id.to_owned(),
+            source,
+            spec: std::sync::RwLock::new(Arc::new(spec)),
+            machine: Mutex::new(machine),
+            live: ArcSwapOption::empty(),
+            listing: ArcSwapOption::empty(),
+            logs: Arc::new(Mutex::new(LogRing::new(id, log_capacity))),
+            lifecycle: tokio::sync::Mutex::new(()),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            last_used_ms: Arc::new(AtomicU64::new(0)),
+            last_check_ms: AtomicU64::new(0),
+            health: Mutex::new(VecDeque::new()),
+            generation: AtomicU64::new(0),
+            epoch,
+            notices,
+            shutdown: CancellationToken::new(),
+        });
+        let weak = Arc::downgrade(&p);
+        let shutdown = p.shutdown.clone();
+        tokio::spawn(
+            async move {
+                let mut tick = tokio::time::interval(TICK);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        _ = tick.tick() => {}
+                    }
+                    let Some(p) = weak.upgrade() else { break };
+                    p.supervise().await;
+                }
+            }
+            .instrument(tracing::debug_span!("supervisor", provider = %id)),
+        );
+        p
+    }
+
+    /// Provider id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Where its definition came from.
+    pub fn source(&self) -> ProviderSource {
+        self.source
+    }
+
+    /// The current spec.
+    pub fn spec(&self) -> Arc<ProviderSpec> {
+        self.spec
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Current lifecycle state.
+    pub fn state(&self) -> ProviderState {
+        crate::lock(&self.machine).state()
+    }
+
+    /// The last listing (kept while the provider is cold).
+    pub fn listing(&self) -> Option<Arc<ProviderListing>> {
+        self.listing.load_full()
+    }
+
+    /// The last `n` stderr lines.
+    pub fn logs(&self, n: usize) -> Vec<LogLine> {
+        crate::lock(&self.logs).tail(n)
+    }
+
+    /// Health check history, oldest first.
+    pub fn health_history(&self) -> Vec<HealthRecord> {
+        crate::lock(&self.health).iter().cloned().collect()
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp(u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// A snapshot for the API.
+    pub fn status(&self) -> ProviderStatus {
+        let spec = self.spec();
+        let m = crate::lock(&self.machine).clone();
+        let live = self.live.load();
+        let state = m.state();
+        ProviderStatus {
+            provider: self.id.clone(),
+            state,
+            mode: spec.mode,
+            alive: live.as_ref().is_some_and(|l| !l.upstream.is_closed()),
+            tools_count: self.listing.load().as_ref().map_or(0, |l| l.tools.len()),
+            health_status: match state {
+                ProviderState::Ready => "healthy",
+                ProviderState::Degraded => "degraded",
+                ProviderState::Dead => "unhealthy",
+                ProviderState::Cold | ProviderState::Initializing => "unknown",
+            },
+            tools_predefined: false,
+            description: spec.description.clone(),
+            pid: live.as_ref().and_then(|l| l.child.as_ref().map(|c| c.pid)),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            consecutive_failures: m.consecutive_failures(),
+            restart_count: m.restart_count(),
+            last_error: m.last_cause().map(str::to_owned),
+            source: self.source,
+        }
+    }
+
+    fn apply(&self, event: ProviderEvent) -> Option<Transition> {
+        let now = self.now();
+        let result = crate::lock(&self.machine).apply(event, now);
+        match result {
+            Ok(Some(t)) => {
+                tracing::info!(provider = %self.id, from = %t.from, to = %t.to, reason = %t.reason, "provider state changed");
+                (self.notices)(&self.id, ProviderNotice::StateChanged(t.clone()));
+                Some(t)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(provider = %self.id, error = %e, "ignored invalid provider transition");
+                None
+            }
+        }
+    }
+
+    fn lease(&self, live: &Live) -> Lease {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.touch();
+        Lease {
+            upstream: live.upstream.clone(),
+            call_timeout: Duration::from_secs(self.spec().call_timeout_s),
+            guard: Box::new(LeaseGuard {
+                in_flight: self.in_flight.clone(),
+                last_used_ms: self.last_used_ms.clone(),
+                epoch: self.epoch,
+            }),
+        }
+    }
+
+    fn touch(&self) {
+        self.last_used_ms.store(self.now().0, Ordering::Relaxed);
+    }
+
+    /// A ready connection, starting the provider if needed. Concurrent callers
+    /// share one start.
+    pub async fn acquire(self: &Arc<Self>) -> Result<Lease, BackendError> {
+        if let Some(live) = self.live.load().as_ref()
+            && !live.upstream.is_closed()
+        {
+            return Ok(self.lease(live));
+        }
+        self.ensure_started(ProviderEvent::StartRequested)
+            .await
+            .map_err(|e| BackendError::Unavailable {
+                provider: self.id.clone(),
+                message: e.to_string(),
+            })?;
+        match self.live.load().as_ref() {
+            Some(live) => Ok(self.lease(live)),
+            None => Err(BackendError::Unavailable {
+                provider: self.id.clone(),
+                message: "stopped while starting".into(),
+            }),
+        }
+    }
+
+    /// Starts the provider unless it is already up.
+    pub async fn start(self: &Arc<Self>) -> Result<(), RuntimeError> {
+        self.ensure_started(ProviderEvent::StartRequested).await
+    }
+
+    async fn ensure_started(self: &Arc<Self>, event: ProviderEvent) -> Result<(), RuntimeError> {
+        let _guard = self.lifecycle.lock().await;
+        if let Some(live) = self.live.load().as_ref()
+            && !live.upstream.is_closed()
+        {
+            return Ok(());
+        }
+        if self.live.load().is_some() {
+            // The connection died but the exit has not been processed yet.
+            self.handle_exit_locked(None, "connection closed").await;
+        }
+        if self.shutdown.is_cancelled() {
+            return Err(RuntimeError::Removed(self.id.clone()));
+        }
+        self.apply(event);
+        let started = Instant::now();
+        match self.spawn_and_connect().await {
+            Ok(live) => {
+                self.listing.store(Some(Arc::new(live.1)));
+                self.touch();
+                self.live.store(Some(live.0.clone()));
+                self.apply(ProviderEvent::Initialized);
+                tracing::info!(provider = %self.id, elapsed_ms = started.elapsed().as_millis() as u64, "provider ready");
+                (self.notices)(&self.id, ProviderNotice::ListingChanged);
+                self.watch_exit(live.0);
+                Ok(())
+            }
+            Err(e) => {
+                crate::lock(&self.logs).push_note(&format!("[hangar] start failed: {e}"));
+                self.apply(ProviderEvent::StartFailed {
+                    cause: e.to_string(),
+                });
+                Err(e)
+            }
+        }
+    }
+
+    async fn spawn_and_connect(
+        self: &Arc<Self>,
+    ) -> Result<(Arc<Live>, ProviderListing), RuntimeError> {
+        let spec = self.spec();
+        match spec.mode {
+            ProviderMode::Subprocess => {}
+            mode => {
+                return Err(RuntimeError::Unsupported {
+                    provider: self.id.clone(),
+                    what: format!("mode '{mode}' is not supported yet"),
+                });
+            }
+        }
+        let (child, pipes) = process::spawn(
+            &self.id,
+            &spec.command,
+            &spec.env,
+            spec.cwd.as_deref(),
+            self.logs.clone(),
+        )?;
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let events = self.event_sink();
+        let timeout = Duration::from_secs(spec.startup_timeout_s);
+        let connect = async {
+            let upstream = Upstream::connect(&self.id, (pipes.stdout, pipes.stdin), events).await?;
+            let listing = upstream.fetch_listing().await?;
+            Ok::<_, hangar_mcp::UpstreamError>((upstream, listing))
+        };
+        let result = tokio::select! {
+            r = tokio::time::timeout(timeout, connect) => match r {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(RuntimeError::Upstream(e)),
+                Err(_) => Err(RuntimeError::StartTimeout { provider: self.id.clone(), after: timeout }),
+            },
+            exit = child.wait() => Err(RuntimeError::Spawn {
+                provider: self.id.clone(),
+                message: format!("process {} during startup", exit.description),
+            }),
+        };
+        match result {
+            Ok((upstream, listing)) => Ok((
+                Arc::new(Live {
+                    upstream: Arc::new(upstream),
+                    child: Some(child),
+                    generation,
+                }),
+                listing,
+            )),
+            Err(e) => {
+                child.terminate(STOP_GRACE).await;
+                Err(e)
+            }
+        }
+    }
+
+    fn event_sink(self: &Arc<Self>) -> EventSink {
+        let weak = Arc::downgrade(self);
+        Arc::new(move |event| {
+            let UpstreamEvent::ListChanged = event;
+            if let Some(p) = weak.upgrade() {
+                tokio::spawn(async move { p.refresh_listing().await });
+            }
+        })
+    }
+
+    /// Re-fetches the listing after the provider announced a change.
+    async fn refresh_listing(&self) {
+        let Some(live) = self.live.load_full() else {
+            return;
+        };
+        match live.upstream.fetch_listing().await {
+            Ok(l) => {
+                self.listing.store(Some(Arc::new(l)));
+                (self.notices)(&self.id, ProviderNotice::ListingChanged);
+            }
+            Err(e) => tracing::warn!(provider = %self.id, error = %e, "could not refresh listing"),
+        }
+    }
+
+    fn watch_exit(self: &Arc<Self>, live: Arc<Live>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let cause = match &live.child {
+                Some(child) => child.wait().await.description,
+                None => "connection closed".to_owned(),
+            };
+            let generation = live.generation;
+            drop(live);
+            if let Some(p) = weak.upgrade() {
+                let _guard = p.lifecycle.lock().await;
+                p.handle_exit_locked(Some(generation), &cause).await;
+            }
+        });
+    }
+
+    /// Processes the end of the current connection (lifecycle lock held).
+    async fn handle_exit_locked(&self, generation: Option<u64>, cause: &str) {
+        let Some(live) = self.live.load_full() else {
+            return;
+        };
+        if generation.is_some_and(|g| g != live.generation) {
+            return;
+        }
+        self.live.store(None);
+        live.upstream.close().await;
+        if let Some(child) = &live.child {
+            child.terminate(STOP_GRACE).await;
+        }
+        self.apply(ProviderEvent::Exited {
+            cause: format!("crashed: {cause}"),
+        });
+    }
+
+    /// Stops the provider (SIGTERM to its group, SIGKILL after a grace
+    /// period). Returns the state it was in.
+    pub async fn stop(&self, idle: bool) -> ProviderState {
+        let _guard = self.lifecycle.lock().await;
+        self.stop_locked(idle).await
+    }
+
+    async fn stop_locked(&self, idle: bool) -> ProviderState {
+        let before = self.state();
+        if let Some(live) = self.live.swap(None) {
+            live.upstream.close().await;
+            if let Some(child) = &live.child {
+                child.terminate(STOP_GRACE).await;
+            }
+        }
+        let event = if idle {
+            ProviderEvent::IdleExpired
+        } else {
+            ProviderEvent::StopRequested
+        };
+        self.apply(event);
+        before
+    }
+
+    /// Replaces the spec; a running provider picks it up on its next start.
+    pub fn set_spec(&self, spec: ProviderSpec) {
+        *self
+            .spec
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(spec);
+    }
+
+    /// Stops the provider for good (it is being removed or Hangar shuts down).
+    pub async fn shutdown(&self) {
+        self.shutdown.cancel();
+        let _guard = self.lifecycle.lock().await;
+        self.stop_locked(false).await;
+    }
+
+    /// Records the outcome of a forwarded call.
+    pub fn record_call(&self, provider_failure: Option<&str>) {
+        match provider_failure {
+            Some(cause) => {
+                self.apply(ProviderEvent::CheckFailed {
+                    cause: cause.to_owned(),
+                });
+            }
+            None => {
+                if self.state() == ProviderState::Degraded {
+                    self.apply(ProviderEvent::CheckSucceeded);
+                }
+            }
+        }
+    }
+
+    /// One supervisor tick: idle shutdown, health check, restart backoff.
+    async fn supervise(self: &Arc<Self>) {
+        let spec = self.spec();
+        let now = self.now();
+        let state = self.state();
+        match state {
+            ProviderState::Ready | ProviderState::Degraded => {
+                let idle_for = now
+                    .0
+                    .saturating_sub(self.last_used_ms.load(Ordering::Relaxed));
+                if spec.idle_ttl_s > 0
+                    && self.in_flight.load(Ordering::Acquire) == 0
+                    && idle_for >= spec.idle_ttl_s.saturating_mul(1000)
+                {
+                    let _guard = self.lifecycle.lock().await;
+                    // Re-check under the lock: a call may have started meanwhile.
+                    let idle_for = self
+                        .now()
+                        .0
+                        .saturating_sub(self.last_used_ms.load(Ordering::Relaxed));
+                    if self.in_flight.load(Ordering::Acquire) == 0
+                        && idle_for >= spec.idle_ttl_s.saturating_mul(1000)
+                        && self.state().is_running()
+                    {
+                        tracing::info!(provider = %self.id, idle_s = idle_for / 1000, "stopping idle provider");
+                        self.stop_locked(true).await;
+                    }
+                    return;
+                }
+                let interval_ms = spec.health_check_interval_s.saturating_mul(1000);
+                if interval_ms > 0
+                    && now
+                        .0
+                        .saturating_sub(self.last_check_ms.load(Ordering::Relaxed))
+                        >= interval_ms
+                {
+                    self.last_check_ms.store(now.0, Ordering::Relaxed);
+                    self.health_check().await;
+                }
+            }
+            ProviderState::Dead => {
+                let due = crate::lock(&self.machine).next_restart_at();
+                if due.is_some_and(|at| now >= at)
+                    && let Err(e) = self.ensure_started(ProviderEvent::BackoffElapsed).await
+                {
+                    tracing::warn!(provider = %self.id, error = %e, "restart failed");
+                }
+            }
+            ProviderState::Cold | ProviderState::Initializing => {}
+        }
+    }
+
+    /// Runs one health check now.
+    pub async fn health_check(self: &Arc<Self>) -> Option<HealthRecord> {
+        let live = self.live.load_full()?;
+        let started = Instant::now();
+        let result = live.upstream.health_check(Duration::from_secs(10)).await;
+        let record = HealthRecord {
+            timestamp: crate::now_rfc3339(),
+            ok: result.is_ok(),
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            error: result.as_ref().err().map(ToString::to_string),
+        };
+        {
+            let mut h = crate::lock(&self.health);
+            if h.len() == HEALTH_HISTORY {
+                h.pop_front();
+            }
+            h.push_back(record.clone());
+        }
+        match result {
+            Ok(()) => {
+                self.apply(ProviderEvent::CheckSucceeded);
+            }
+            Err(e) => {
+                let t = self.apply(ProviderEvent::CheckFailed {
+                    cause: e.to_string(),
+                });
+                if t.is_some_and(|t| t.to == ProviderState::Dead) {
+                    // Declared dead by health checks: kill it; backoff restarts it.
+                    let _guard = self.lifecycle.lock().await;
+                    if let Some(live) = self.live.swap(None) {
+                        live.upstream.close().await;
+                        if let Some(child) = &live.child {
+                            child.terminate(STOP_GRACE).await;
+                        }
+                    }
+                }
+            }
+        }
+        Some(record)
+    }
+}
+
+struct LeaseGuard {
+    in_flight: Arc<AtomicUsize>,
+    last_used_ms: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_used_ms.store(now, Ordering::Relaxed);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,239 @@
+//! The SQLite store (`<data-dir>/hangar.db`, WAL mode): providers created over
+//! the API and API keys (hashes only).
+//!
+//! Invariant: every write is committed before the API acknowledges it, so a
+//! `kill -9` loses nothing that was acknowledged. Calls run on tokio's
+//! blocking pool, never on the async workers.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use hangar_core::ProviderSpec;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::StoreError;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS providers (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id TEXT PRIMARY KEY,
+    principal_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    key_hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT,
+    revoked_at TEXT
+);
+";
+
+/// A stored API key (never the raw key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// Public id.
+    pub key_id: String,
+    /// Who the key authenticates as.
+    pub principal_id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Hex SHA-256 of the raw key.
+    pub key_hash: String,
+    /// First characters of the raw key, for display.
+    pub prefix: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339, if the key expires.
+    pub expires_at: Option<String>,
+    /// RFC 3339, if revoked.
+    pub revoked_at: Option<String>,
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database file.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = crate::lock(&conn);
+            f(&mut c)
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    /// Saves (inserts or replaces) a provider created over the API.
+    pub async fn put_provider(&self, id: &str, spec: &ProviderSpec) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        let json = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO providers (id, spec, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET spec = excluded.spec",
+                params![id, json, crate::now_rfc3339()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes a stored provider; true if it existed.
+    pub async fn delete_provider(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.run(move |c| Ok(c.execute("DELETE FROM providers WHERE id = ?1", params![id])? > 0))
+            .await
+    }
+
+    /// All stored providers, by id.
+    pub async fn providers(&self) -> Result<Vec<(String, ProviderSpec)>, StoreError> {
+        self.run(|c| {
+            let mut stmt = c.prepare("SELECT id, spec FROM providers ORDER BY id")?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, json) = row?;
+                let spec = serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("provider {id}: {e}")))?;
+                out.push((id, spec));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Stores a new API key.
+    pub async fn put_key(&self, key: StoredKey) -> Result<(), StoreError> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO api_keys (key_id, principal_id, name, key_hash, prefix, created_at, expires_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    key.key_id,
+                    key.principal_id,
+                    key.name,
+                    key.key_hash,
+                    key.prefix,
+                    key.created_at,
+                    key.expires_at,
+                    key.revoked_at
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// All keys, revoked ones included.
+    pub async fn keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        self.run(|c| {
+            let mut stmt = c.prepare(
+                "SELECT key_id, principal_id, name, key_hash, prefix, created_at, expires_at, revoked_at
+                 FROM api_keys ORDER BY created_at",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(StoredKey {
+                    key_id: r.get(0)?,
+                    principal_id: r.get(1)?,
+                    name: r.get(2)?,
+                    key_hash: r.get(3)?,
+                    prefix: r.get(4)?,
+                    created_at: r.get(5)?,
+                    expires_at: r.get(6)?,
+                    revoked_at: r.get(7)?,
+                })
+            })?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::from)
+        })
+        .await
+    }
+
+    /// Number of keys ever created.
+    pub async fn key_count(&self) -> Result<u64, StoreError> {
+        self.run(|c| {
+            let n: i64 = c.query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// Looks a key up by its id.
+    pub async fn key(&self, key_id: &str) -> Result<Option<StoredKey>, StoreError> {
+        let key_id = key_id.to_owned();
+        self.run(move |c| {
+            c.query_row(
+                "SELECT key_id, principal_id, name, key_hash, prefix, created_at, expires_at, revoked_at
+                 FROM api_keys WHERE key_id = ?1",
+                params![key_id],
+                |r| {
+                    Ok(StoredKey {
+                        key_id: r.get(0)?,
+                        principal_id: r.get(1)?,
+                        name: r.get(2)?,
+                        key_hash: r.get(3)?,
+                        prefix: r.get(4)?,
+                        created_at: r.get(5)?,
+                        expires_at: r.get(6)?,
+                        revoked_at: r.get(7)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(StoreError::from)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn providers_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hangar.db");
+        let spec: ProviderSpec =
+            serde_json::from_str(r#"{"mode":"subprocess","command":["x"]}"#).expect("spec");
+        {
+            let s = Store::open(&path).expect("open");
+            s.put_provider("a", &spec).await.expect("put");
+            s.put_provider("b", &spec).await.expect("put");
+            assert!(s.delete_provider("b").await.expect("delete"));
+        }
+        let s = Store::open(&path).expect("reopen");
+        let all = s.providers().await.expect("list");
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].0, "a");
+        assert_eq!(all[0].1, spec);
+    }
+}

@@ -1,0 +1,74 @@
+//! `hangar-fixture`: an MCP server over stdio used by Hangar's tests.
+//!
+//! It serves the MCP conformance fixture surface (tools, resources, prompts)
+//! plus a few Hangar-specific test tools (`echo`, `add`, `sleep`, `env`,
+//! `crash`). Everything except the MCP protocol itself goes to stderr.
+
+mod cli;
+mod interactive;
+mod media;
+mod prompts;
+mod resources;
+mod server;
+mod tools;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use rmcp::ServiceExt as _;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::Command;
+use crate::server::FixtureServer;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let options = match cli::parse(std::env::args().skip(1)) {
+        Ok(Command::Serve(options)) => options,
+        Ok(Command::Help) => {
+            eprintln!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("hangar-fixture: {error}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+
+    // Logs must never reach stdout: it carries the JSON-RPC stream.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .try_init();
+
+    {
+        let mut stderr = std::io::stderr().lock();
+        for i in 0..options.stderr_lines {
+            let _ = writeln!(stderr, "fixture stderr line {i}");
+        }
+        let _ = writeln!(stderr, "hangar-fixture ready pid={}", std::process::id());
+        let _ = stderr.flush();
+    }
+
+    let server = FixtureServer::new(options.name);
+    let running = match server.serve(rmcp::transport::stdio_pipes()).await {
+        Ok(running) => running,
+        Err(error) => {
+            eprintln!("hangar-fixture: failed to start MCP session: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match running.waiting().await {
+        Ok(reason) => {
+            tracing::info!(?reason, "MCP session ended");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("hangar-fixture: MCP session task failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Conformance fixture resources: two static resources and one template.
+
+use rmcp::ErrorData;
+use rmcp::model::{ReadResourceResult, Resource, ResourceContents, ResourceTemplate};
+
+use crate::media::{PNG_1X1_BASE64, PNG_MIME};
+
+pub const STATIC_TEXT_URI: &str = "test://static-text";
+pub const STATIC_TEXT: &str = "This is the content of the static text resource.";
+pub const STATIC_BINARY_URI: &str = "test://static-binary";
+pub const TEMPLATE_URI: &str = "test://template/{id}/data";
+const TEMPLATE_PREFIX: &str = "test://template/";
+const TEMPLATE_SUFFIX: &str = "/data";
+
+pub fn list() -> Vec<Resource> {
+    vec![
+        Resource::new(STATIC_TEXT_URI, "Static Text Resource")
+            .with_description("A static text resource for testing")
+            .with_mime_type("text/plain"),
+        Resource::new(STATIC_BINARY_URI, "Static Binary Resource")
+            .with_description("A static binary resource (image) for testing")
+            .with_mime_type(PNG_MIME),
+    ]
+}
+
+pub fn templates() -> Vec<ResourceTemplate> {
+    vec![
+        ResourceTemplate::new(TEMPLATE_URI, "Resource Template")
+            .with_description("A resource template with parameter substitution")
+            .with_mime_type("application/json"),
+    ]
+}
+
+pub fn read(uri: &str) -> Result<ReadResourceResult, ErrorData> {
+    let contents = match uri {
+        STATIC_TEXT_URI => ResourceContents::text(STATIC_TEXT, uri).with_mime_type("text/plain"),
+        STATIC_BINARY_URI => ResourceContents::blob(PNG_1X1_BASE64, uri).with_mime_type(PNG_MIME),
+        _ => {
+            let id = template_id(uri).ok_or_else(|| {
+                ErrorData::resource_not_found(
+                    format!("Resource not found: {uri}"),
+                    Some(serde_json::json!({ "uri": uri })),
+                )
+            })?;
+            let body = serde_json::json!({
+                "id": id,
+                "templateTest": true,
+                "data": format!("Data for ID: {id}"),
+            });
+            ResourceContents::text(body.to_string(), uri).with_mime_type("application/json")
+        }
+    };
+    Ok(ReadResourceResult::new(vec![contents]))
+}
+
+/// Extract `{id}` from `test://template/{id}/data`; the id must be a single,
+/// non-empty path segment.
+fn template_id(uri: &str) -> Option<&str> {
+    let id = uri
+        .strip_prefix(TEMPLATE_PREFIX)?
+        .strip_suffix(TEMPLATE_SUFFIX)?;
+    (!id.is_empty() && !id.contains('/')).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_of(result: &ReadResourceResult) -> Option<&str> {
+        match result.contents.first()? {
+            ResourceContents::TextResourceContents { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn template_ids() {
+        assert_eq!(template_id("test://template/42/data"), Some("42"));
+        assert_eq!(template_id("test://template//data"), None);
+        assert_eq!(template_id("test://template/a/b/data"), None);
+        assert_eq!(template_id("test://template/42"), None);
+    }
+
+    #[test]
+    fn reads() {
+        let text = read(STATIC_TEXT_URI).map(|r| text_of(&r).map(str::to_owned));
+        assert_eq!(text, Ok(Some(STATIC_TEXT.to_owned())));
+
+        let json = read("test://template/7/data")
+            .ok()
+            .and_then(|r| text_of(&r).map(str::to_owned))
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+        assert_eq!(
+            json,
+            Some(serde_json::json!({"id": "7", "templateTest": true, "data": "Data for ID: 7"}))
+        );
+
+        assert!(read("test://nope").is_err());
+    }
+}

@@ -1,0 +1,182 @@
+//! The fixture's [`ServerHandler`]: server info, capabilities, logging level
+//! and the wiring of tools, resources and prompts.
+
+// Logging is deprecated by SEP-2577 (2026-07-28) but the fixture must still
+// exercise it for 2025-era clients.
+#![allow(deprecated)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, LoggingLevel,
+    LoggingMessageNotificationParam, PaginatedRequestParams, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    SetLevelRequestParams,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
+
+/// Default `serverInfo.name`.
+pub const DEFAULT_NAME: &str = "hangar-fixture";
+
+/// The MCP server. Cheap to clone; all state is shared.
+#[derive(Clone)]
+pub struct FixtureServer {
+    name: Arc<str>,
+    /// Minimum level set through `logging/setLevel`; `0` means "not set".
+    log_level: Arc<AtomicU8>,
+    tool_router: ToolRouter<Self>,
+}
+
+impl FixtureServer {
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
+        Self {
+            name: name.into(),
+            log_level: Arc::new(AtomicU8::new(0)),
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Send a `notifications/message` to the client unless the effective log
+    /// level filters it out. The 2026-07-28 era carries the level per request
+    /// in `_meta`; the 2025 era sets it once with `logging/setLevel`.
+    pub(crate) async fn log(
+        &self,
+        context: &RequestContext<RoleServer>,
+        level: LoggingLevel,
+        logger: &str,
+        data: serde_json::Value,
+    ) {
+        let minimum = context
+            .meta
+            .log_level()
+            .map(level_rank)
+            .unwrap_or_else(|| self.log_level.load(Ordering::Relaxed));
+        if level_rank(level) < minimum {
+            return;
+        }
+        let param = LoggingMessageNotificationParam::new(level, data).with_logger(logger);
+        if let Err(error) = context.peer.notify_logging_message(param).await {
+            tracing::warn!(%error, "failed to send logging notification");
+        }
+    }
+}
+
+/// `true` when the current request uses the stateless 2026-07-28 (or later)
+/// protocol, which forbids server-to-client requests.
+pub(crate) fn is_stateless_era(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
+        .is_some_and(|version| version >= ProtocolVersion::V_2026_07_28)
+}
+
+/// Severity rank, 1 (debug) ..= 8 (emergency); 0 is reserved for "unset".
+fn level_rank(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 1,
+        LoggingLevel::Info => 2,
+        LoggingLevel::Notice => 3,
+        LoggingLevel::Warning => 4,
+        LoggingLevel::Error => 5,
+        LoggingLevel::Critical => 6,
+        LoggingLevel::Alert => 7,
+        LoggingLevel::Emergency => 8,
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for FixtureServer {
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .enable_resources()
+            .enable_prompts()
+            .enable_logging()
+            .build();
+        ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new(
+                self.name.to_string(),
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions("Hangar MCP test fixture: conformance tools, resources and prompts.")
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.log_level
+            .store(level_rank(request.level), Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(crate::resources::list()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            crate::resources::templates(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        crate::resources::read(&request.uri).map(ReadResourceResponse::from)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(crate::prompts::list()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        crate::prompts::get(&request.name, request.arguments.as_ref()).map(GetPromptResponse::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_advertises_expected_capabilities() {
+        let info = FixtureServer::new("custom").get_info();
+        assert_eq!(info.server_info.name, "custom");
+        assert_eq!(info.server_info.version, env!("CARGO_PKG_VERSION"));
+        let tools = info.capabilities.tools.as_ref();
+        assert_eq!(tools.and_then(|t| t.list_changed), Some(true));
+        assert!(info.capabilities.resources.is_some());
+        assert!(info.capabilities.prompts.is_some());
+        assert!(info.capabilities.logging.is_some());
+    }
+
+    #[test]
+    fn level_ranks_are_ordered() {
+        assert!(level_rank(LoggingLevel::Debug) < level_rank(LoggingLevel::Info));
+        assert!(level_rank(LoggingLevel::Alert) < level_rank(LoggingLevel::Emergency));
+    }
+}
