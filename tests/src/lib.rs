@@ -1,1 +1,219 @@
+//! Support for Hangar's end-to-end tests: start the real `hangar-server` on a
+//! free loopback port with a temp data dir, talk to it over HTTP.
+//!
+//! The binaries come from the workspace's `target/debug` (built by
+//! `cargo build --workspace`, which `scripts/test.sh` runs first), or from
+//! `HANGAR_BIN_DIR`.
 #![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The admin key every test server is started with.
+pub const ADMIN_KEY: &str = "hgr_e2e_admin_key_0123456789abcdef";
+
+/// Directory holding the workspace's binaries.
+pub fn bin_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("HANGAR_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("debug")
+}
+
+/// Path of a workspace binary; panics with a clear message if it is missing.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} not found: run `cargo build --workspace` first (or set HANGAR_BIN_DIR)",
+        p.display()
+    );
+    p
+}
+
+/// A config with the fixture provider under `id`, plus `extra` YAML lines.
+pub fn fixture_config(id: &str, extra: &str) -> String {
+    format!(
+        "providers:\n  {id}:\n    command: [\"{}\"]\n    env:\n      GREETING: hello\n{extra}",
+        bin("hangar-fixture").display()
+    )
+}
+
+/// A running `hangar-server`.
+pub struct Server {
+    /// Base URL, e.g. `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Data directory (kept across restarts of the same test).
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+    config_path: PathBuf,
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+impl Server {
+    /// Starts a server with `config` YAML and waits until `/health` answers.
+    pub async fn start(config: &str) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        let config_path = tmp.path().join("hangar.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut s = Self {
+            url: String::new(),
+            data_dir,
+            child: None,
+            _tmp: Some(tmp),
+            config_path,
+        };
+        s.spawn().await;
+        s
+    }
+
+    async fn spawn(&mut self) {
+        let port = free_port();
+        self.url = format!("http://127.0.0.1:{port}");
+        let child = Command::new(bin("hangar-server"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .env("HANGAR_ADMIN_KEY", ADMIN_KEY)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = client.get(format!("{}/health", self.url)).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("hangar-server did not become healthy at {}", self.url);
+    }
+
+    /// Stops with SIGTERM and starts again on the same data dir and config.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.spawn().await;
+    }
+
+    /// Kills with SIGKILL (no cleanup) and starts again.
+    pub async fn kill_and_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.spawn().await;
+    }
+
+    /// SIGTERM and wait (bounded); returns the exit status code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap());
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        for _ in 0..300 {
+            if let Ok(Some(s)) = c.try_wait() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        c.wait().ok().and_then(|s| s.code())
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// `url + path`.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// An authenticated REST request builder.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, self.at(&format!("/api{path}")))
+            .bearer_auth(ADMIN_KEY)
+    }
+
+    /// GET `/api{path}` as JSON (status, body).
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self.api(reqwest::Method::GET, path).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Polls `/api/providers/{id}` until `state` or gives up after ~20 s.
+    pub async fn wait_state(&self, id: &str, state: &str) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        for _ in 0..200 {
+            let (_, v) = self.get_json(&format!("/providers/{id}")).await;
+            if v["state"] == state {
+                return v;
+            }
+            last = v;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("provider {id} never reached {state}: {last}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Pids of live processes whose command line contains `needle` and whose
+/// parent is `parent`.
+pub fn children_named(parent: u32, needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ppid = fields.get(1).and_then(|p| p.parse::<u32>().ok());
+        let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(parent) && cmd.contains(needle) && fields.first() != Some(&"Z") {
+            out.push(pid);
+        }
+    }
+    out
+}

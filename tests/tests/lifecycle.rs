@@ -1,0 +1,69 @@
+//! The engine in-process with real `hangar-fixture` processes: start/stop
+//! cycles leave no process or zombie behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use hangar_core::ProviderSpec;
+use hangar_e2e::{bin, process_alive};
+use hangar_mcp::Backend;
+use hangar_runtime::{Engine, EngineConfig, ProviderSource};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_start_stop_cycles_leave_nothing_behind() {
+    let engine = Engine::new(EngineConfig::default());
+    let spec = ProviderSpec::subprocess(vec![bin("hangar-fixture").display().to_string()]);
+    engine
+        .add_provider("fx", spec, ProviderSource::Config)
+        .await
+        .unwrap();
+    let provider = engine.provider("fx").unwrap();
+    let mut pids = Vec::new();
+    for _ in 0..200 {
+        provider.start().await.unwrap();
+        let status = provider.status();
+        assert_eq!(status.state, hangar_core::ProviderState::Ready);
+        let pid = status.pid.unwrap();
+        pids.push(pid);
+        provider.stop(false).await;
+        assert!(!process_alive(pid), "process {pid} left after stop");
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(pids.len(), 200, "each start is a new process");
+    let me = std::process::id();
+    assert!(hangar_e2e::children_named(me, "hangar-fixture").is_empty());
+    // Nothing of ours is left as a zombie either.
+    for pid in pids {
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || !process_alive(pid));
+    }
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_command_is_a_clear_error_not_a_hang() {
+    let engine = Engine::new(EngineConfig::default());
+    let spec = ProviderSpec::subprocess(["/nonexistent/provider-binary"]);
+    engine
+        .add_provider("broken", spec, ProviderSource::Config)
+        .await
+        .unwrap();
+    let err = engine.acquire("broken").await.err().expect("must fail");
+    assert!(
+        err.to_string().contains("/nonexistent/provider-binary"),
+        "{err}"
+    );
+    assert_eq!(
+        engine.provider("broken").unwrap().state(),
+        hangar_core::ProviderState::Dead
+    );
+    // A process that is not an MCP server fails the handshake.
+    let spec = ProviderSpec::subprocess(["/bin/cat"]);
+    let mut spec = spec;
+    spec.startup_timeout_s = 2;
+    engine
+        .add_provider("cat", spec, ProviderSource::Config)
+        .await
+        .unwrap();
+    let err = engine.acquire("cat").await.err().expect("must fail");
+    assert!(err.to_string().contains("cat"), "{err}");
+    engine.shutdown().await;
+}
