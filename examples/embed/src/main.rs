@@ -1,1 +1,47 @@
-fn main() {}
+//! Embedding Hangar: build it from a config in a few lines and mount its
+//! routes (`/health`, `/mcp`, `/api`) in your own axum application.
+//!
+//! `cargo run -p hangar-embed-example -- examples/config/hangar.yaml`
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use axum::routing::get;
+
+#[tokio::main]
+async fn main() {
+    hangar_api::init_tracing();
+    let opts = hangar_api::ServerOptions {
+        config: std::env::args().nth(1).map(PathBuf::from),
+        data_dir: PathBuf::from(".hangar-embed"),
+        listen: ([127, 0, 0, 1], 8001).into(),
+    };
+    let (state, _config) = match hangar_api::server::build(&opts).await {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("embed: {e}");
+            std::process::exit(e.exit_code());
+        }
+    };
+    let engine = state.engine.clone();
+    // Your own routes live next to Hangar's.
+    let app = axum::Router::new()
+        .route("/hello", get(|| async { "hello from the host application" }))
+        .merge(hangar_api::router(state));
+    let listener = match tokio::net::TcpListener::bind(opts.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("embed: cannot listen on {}: {e}", opts.listen);
+            std::process::exit(69);
+        }
+    };
+    eprintln!("embedded Hangar on http://{}/mcp (Ctrl-C to stop)", opts.listen);
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    if let Err(e) = serve.await {
+        eprintln!("embed: {e}");
+    }
+    // Stop every provider process before exiting.
+    engine.shutdown().await;
+}
