@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The project's test command (README: `bash scripts/test.sh`):
+#   cargo build + cargo test for the whole workspace, then the Python interop tests
+#   (tests/python) against the freshly built hangar-server / hangar-fixture.
+# Needs a Python with tests/python/requirements.txt installed: $HANGAR_PYTHON, default .venv/bin/python.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+section() { printf '\n==== %s ====\n' "$*"; }
+
+PYTHON="${HANGAR_PYTHON:-$PWD/.venv/bin/python}"
+BIN_DIR="${CARGO_TARGET_DIR:-$PWD/target}/debug"
+
+section "cargo build --workspace --locked"
+cargo build --workspace --locked
+
+section "cargo test --workspace --locked"
+cargo test --workspace --locked
+
+section "pytest tests/python (HANGAR_BIN_DIR=$BIN_DIR)"
+if [[ ! -x "$PYTHON" ]]; then
+    echo "error: no Python at $PYTHON; run: python3 -m venv .venv && .venv/bin/pip install -r tests/python/requirements.txt" >&2
+    exit 1
+fi
+rc=0
+HANGAR_BIN_DIR="$BIN_DIR" "$PYTHON" -m pytest tests/python -q || rc=$?
+if [[ $rc -eq 5 ]]; then
+    echo "error: pytest collected no tests in tests/python" >&2
+elif [[ $rc -ne 0 ]]; then
+    echo "error: pytest failed (exit $rc)" >&2
+fi
+exit "$rc"
