@@ -115,6 +115,39 @@ async fn check_length(State(max): State<usize>, req: Request, next: Next) -> Res
     next.run(req).await
 }
 
+/// rmcp answers some malformed `/mcp` requests with a plain-text 4xx; clients
+/// get a JSON-RPC error body instead (same status).
+async fn jsonrpc_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/event-stream"));
+    if !status.is_client_error() || is_json {
+        return resp;
+    }
+    let text = match axum::body::to_bytes(resp.into_body(), 64 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => status
+            .canonical_reason()
+            .unwrap_or("bad request")
+            .to_owned(),
+    };
+    let code = if text.contains("deserialize") || text.contains("parse") {
+        -32700
+    } else {
+        -32600
+    };
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": { "code": code, "message": text },
+    });
+    (status, axum::Json(body)).into_response()
+}
+
 async fn health() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({ "ok": true, "timestamp": hangar_runtime::now_rfc3339() }))
 }
@@ -179,6 +212,7 @@ pub fn api_routes(engine: Engine) -> Router {
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route_service("/mcp", mcp_service(&state))
+        .route_layer(middleware::from_fn(jsonrpc_errors))
         .nest("/api", api_routes(state.engine.clone()))
         .route_layer(middleware::from_fn_with_state(
             state.keys.clone(),
