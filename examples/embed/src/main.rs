@@ -26,7 +26,10 @@ async fn main() {
     let engine = state.engine.clone();
     // Your own routes live next to Hangar's.
     let app = axum::Router::new()
-        .route("/hello", get(|| async { "hello from the host application" }))
+        .route(
+            "/hello",
+            get(|| async { "hello from the host application" }),
+        )
         .merge(hangar_api::router(state));
     let listener = match tokio::net::TcpListener::bind(opts.listen).await {
         Ok(l) => l,
@@ -35,7 +38,10 @@ async fn main() {
             std::process::exit(69);
         }
     };
-    eprintln!("embedded Hangar on http://{}/mcp (Ctrl-C to stop)", opts.listen);
+    eprintln!(
+        "embedded Hangar on http://{}/mcp (Ctrl-C to stop)",
+        opts.listen
+    );
     let serve = axum::serve(listener, app).with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;
     });
