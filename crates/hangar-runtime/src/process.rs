@@ -15,6 +15,7 @@ use tokio_process_stream::{Item, ProcessChunkStream};
 
 use crate::error::RuntimeError;
 use crate::logs::LogRing;
+use crate::provider::STOP_GRACE;
 
 /// Variables passed through from Hangar's own environment; everything else a
 /// provider sees comes from its spec.
@@ -173,7 +174,7 @@ impl ChildProcess {
         if self.has_exited() {
             // The leader is gone; still sweep any grandchildren left in its group.
             let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
-            return self.wait().await;
+            return self.wait_bounded().await;
         }
         let _ = killpg(Pid::from_raw(self.pid), Signal::SIGTERM);
         match tokio::time::timeout(grace, self.wait()).await {
@@ -183,7 +184,25 @@ impl ChildProcess {
             }
             Err(_) => {
                 let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
-                self.wait().await
+                self.wait_bounded().await
+            }
+        }
+    }
+
+    /// Waits for the reap, but not forever: a process that escaped the group
+    /// (e.g. via `setsid`) and holds the stderr pipe open delays the reap
+    /// until it exits, and must not hang a stop or a shutdown.
+    async fn wait_bounded(&self) -> ExitInfo {
+        match tokio::time::timeout(STOP_GRACE, self.wait()).await {
+            Ok(info) => info,
+            Err(_) => {
+                tracing::warn!(
+                    pid = self.pid,
+                    "process killed but not reaped yet: a process outside its group holds its stderr"
+                );
+                ExitInfo {
+                    description: "killed by SIGKILL (reap pending)".into(),
+                }
             }
         }
     }
