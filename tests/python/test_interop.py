@@ -186,42 +186,31 @@ def auth(server: HangarServer) -> dict[str, str]:
     return {"Authorization": f"Bearer {server.key}"}
 
 
-async def test_http_invalid_json_is_client_error(hangar_server: HangarServer) -> None:
+async def post_mcp(server: HangarServer, headers: dict[str, str], **body: object) -> httpx2.Response:
+    """One raw POST /mcp with the Streamable HTTP headers plus `headers`, bounded in time."""
     with anyio.fail_after(TIMEOUT_S):
         async with httpx2.AsyncClient(timeout=TIMEOUT_S) as http:
-            resp = await http.post(
-                hangar_server.mcp_url, content=b"{not json", headers={**MCP_HEADERS, **auth(hangar_server)}
-            )
+            return await http.post(server.mcp_url, headers={**MCP_HEADERS, **headers}, **body)
+
+
+async def test_http_invalid_json_is_client_error(hangar_server: HangarServer) -> None:
+    resp = await post_mcp(hangar_server, auth(hangar_server), content=b"{not json")
     assert 400 <= resp.status_code < 500, (resp.status_code, resp.text)
 
 
 async def test_http_missing_auth_is_401(hangar_server: HangarServer) -> None:
-    with anyio.fail_after(TIMEOUT_S):
-        async with httpx2.AsyncClient(timeout=TIMEOUT_S) as http:
-            resp = await http.post(hangar_server.mcp_url, json=INIT, headers=MCP_HEADERS)
+    resp = await post_mcp(hangar_server, {}, json=INIT)
     assert resp.status_code == 401, (resp.status_code, resp.text)
     assert resp.headers.get("www-authenticate", "").lower().startswith("bearer")
 
 
 async def test_http_wrong_key_is_401(hangar_server: HangarServer) -> None:
-    with anyio.fail_after(TIMEOUT_S):
-        async with httpx2.AsyncClient(timeout=TIMEOUT_S) as http:
-            resp = await http.post(
-                hangar_server.mcp_url,
-                json=INIT,
-                headers={**MCP_HEADERS, "Authorization": "Bearer hgr_not_a_real_key"},
-            )
+    resp = await post_mcp(hangar_server, {"Authorization": "Bearer hgr_not_a_real_key"}, json=INIT)
     assert resp.status_code == 401, (resp.status_code, resp.text)
 
 
 async def test_http_foreign_origin_is_403(hangar_server: HangarServer) -> None:
-    with anyio.fail_after(TIMEOUT_S):
-        async with httpx2.AsyncClient(timeout=TIMEOUT_S) as http:
-            resp = await http.post(
-                hangar_server.mcp_url,
-                json=INIT,
-                headers={**MCP_HEADERS, **auth(hangar_server), "Origin": "http://evil.example"},
-            )
+    resp = await post_mcp(hangar_server, {**auth(hangar_server), "Origin": "http://evil.example"}, json=INIT)
     assert resp.status_code == 403, (resp.status_code, resp.text)
 
 

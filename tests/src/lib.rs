@@ -153,6 +153,16 @@ impl Server {
             .bearer_auth(ADMIN_KEY)
     }
 
+    /// An authenticated `POST /mcp` with the Streamable HTTP headers.
+    pub fn mcp_post(&self, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .post(self.at("/mcp"))
+            .bearer_auth(ADMIN_KEY)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream")
+            .body(body)
+    }
+
     /// GET `/api{path}` as JSON (status, body).
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let r = self.api(reqwest::Method::GET, path).send().await.unwrap();

@@ -68,12 +68,9 @@ async fn bad_origin_is_403_and_localhost_is_fine() {
         .unwrap();
     assert_eq!(r.status(), 403);
     assert_error_shape(&r.json().await.unwrap(), 403);
-    let r = reqwest::Client::new()
-        .post(server.at("/mcp"))
-        .bearer_auth(ADMIN_KEY)
+    let r = server
+        .mcp_post("{}")
         .header("Origin", "http://evil.example")
-        .header("Content-Type", "application/json")
-        .body("{}")
         .send()
         .await
         .unwrap();
@@ -90,7 +87,6 @@ async fn bad_origin_is_403_and_localhost_is_fine() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_mcp_requests_are_4xx_never_5xx() {
     let server = Server::start(&fixture_config("fx", "")).await;
-    let c = reqwest::Client::new();
     let bodies = [
         "{not json",
         "[]",
@@ -99,15 +95,7 @@ async fn malformed_mcp_requests_are_4xx_never_5xx() {
         "",
     ];
     for body in bodies {
-        let r = c
-            .post(server.at("/mcp"))
-            .bearer_auth(ADMIN_KEY)
-            .header("Content-Type", "application/json")
-            .header("Accept", "application/json, text/event-stream")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = server.mcp_post(body).send().await.unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
         assert!(
@@ -133,12 +121,8 @@ async fn oversized_bodies_get_413() {
         .unwrap();
     assert_eq!(r.status(), 413);
     assert_error_shape(&r.json().await.unwrap(), 413);
-    let r = reqwest::Client::new()
-        .post(server.at("/mcp"))
-        .bearer_auth(ADMIN_KEY)
-        .header("Content-Type", "application/json")
-        .header("Accept", "application/json, text/event-stream")
-        .body(format!(
+    let r = server
+        .mcp_post(format!(
             r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"x":"{}"}}}}"#,
             "y".repeat(10_000)
         ))

@@ -68,6 +68,17 @@ fn args(v: serde_json::Value) -> rmcp::model::JsonObject {
     v.as_object().cloned().unwrap()
 }
 
+/// Calls `name` with `arguments` and returns the result (panics on a protocol error).
+async fn call(
+    peer: &rmcp::Peer<RoleClient>,
+    name: &'static str,
+    arguments: serde_json::Value,
+) -> rmcp::model::CallToolResult {
+    peer.call_tool(CallToolRequestParams::new(name).with_arguments(args(arguments)))
+        .await
+        .unwrap()
+}
+
 fn text(r: &rmcp::model::CallToolResult) -> String {
     r.content
         .iter()
@@ -96,28 +107,13 @@ async fn exercise(mode: ClientLifecycleMode) {
     }
     assert!(names.iter().all(|n| n.starts_with("fx__")));
 
-    let r = client
-        .call_tool(
-            CallToolRequestParams::new("fx__add").with_arguments(args(json!({"a": 2, "b": 3}))),
-        )
-        .await
-        .unwrap();
+    let r = call(client.peer(), "fx__add", json!({"a": 2, "b": 3})).await;
     assert_eq!(text(&r), "5");
 
-    let r = client
-        .call_tool(
-            CallToolRequestParams::new("fx__echo").with_arguments(args(json!({"text": "héllo"}))),
-        )
-        .await
-        .unwrap();
+    let r = call(client.peer(), "fx__echo", json!({"text": "héllo"})).await;
     assert_eq!(text(&r), "héllo");
 
-    let r = client
-        .call_tool(
-            CallToolRequestParams::new("fx__env").with_arguments(args(json!({"name": "GREETING"}))),
-        )
-        .await
-        .unwrap();
+    let r = call(client.peer(), "fx__env", json!({"name": "GREETING"})).await;
     assert_eq!(text(&r), "hello");
 
     let r = client
@@ -133,10 +129,7 @@ async fn exercise(mode: ClientLifecycleMode) {
     assert!(err.to_string().contains("fx__no_such_tool"), "{err}");
 
     // Progress from the provider reaches this client before the result.
-    let r = client
-        .call_tool(CallToolRequestParams::new("fx__sleep").with_arguments(args(json!({"ms": 350}))))
-        .await
-        .unwrap();
+    let r = call(client.peer(), "fx__sleep", json!({"ms": 350})).await;
     assert_ne!(r.is_error, Some(true));
     assert!(
         handler.progress.load(Ordering::SeqCst) >= 1,
@@ -227,12 +220,7 @@ async fn futures_join<T>(
 async fn crash_moves_to_dead_and_next_call_restarts() {
     let server = Server::start(&fixture_config("fx", "")).await;
     let (client, _) = connect(&server, legacy()).await;
-    let r = client
-        .call_tool(
-            CallToolRequestParams::new("fx__echo").with_arguments(args(json!({"text": "a"}))),
-        )
-        .await
-        .unwrap();
+    let r = call(client.peer(), "fx__echo", json!({"text": "a"})).await;
     assert_eq!(text(&r), "a");
     let (_, before) = server.get_json("/providers/fx").await;
     let pid = before["pid"].as_i64().unwrap();
@@ -258,12 +246,7 @@ async fn crash_moves_to_dead_and_next_call_restarts() {
     );
 
     // The next call starts a fresh process.
-    let r = client
-        .call_tool(
-            CallToolRequestParams::new("fx__echo").with_arguments(args(json!({"text": "b"}))),
-        )
-        .await
-        .unwrap();
+    let r = call(client.peer(), "fx__echo", json!({"text": "b"})).await;
     assert_eq!(text(&r), "b");
     let (_, after) = server.get_json("/providers/fx").await;
     assert_eq!(after["state"], "ready");
@@ -276,12 +259,7 @@ async fn idle_provider_is_stopped_and_restarted_on_demand() {
     let config = fixture_config("fx", "    idle_ttl_s: 1\n");
     let server = Server::start(&config).await;
     let (client, _) = connect(&server, legacy()).await;
-    client
-        .call_tool(
-            CallToolRequestParams::new("fx__echo").with_arguments(args(json!({"text": "a"}))),
-        )
-        .await
-        .unwrap();
+    call(client.peer(), "fx__echo", json!({"text": "a"})).await;
     let (_, v) = server.get_json("/providers/fx").await;
     let pid = v["pid"].as_i64().unwrap();
     server.wait_state("fx", "cold").await;
@@ -289,12 +267,7 @@ async fn idle_provider_is_stopped_and_restarted_on_demand() {
     // Tools stay listed while cold, and a call brings it back.
     let tools = client.list_all_tools().await.unwrap();
     assert!(tools.iter().any(|t| t.name == "fx__echo"));
-    let r = client
-        .call_tool(
-            CallToolRequestParams::new("fx__echo").with_arguments(args(json!({"text": "again"}))),
-        )
-        .await
-        .unwrap();
+    let r = call(client.peer(), "fx__echo", json!({"text": "again"})).await;
     assert_eq!(text(&r), "again");
 }
 
@@ -310,12 +283,7 @@ async fn two_providers_share_one_namespace() {
     let tools = client.list_all_tools().await.unwrap();
     assert!(tools.iter().any(|t| t.name == "alpha__add"));
     assert!(tools.iter().any(|t| t.name == "other__add"));
-    let r = client
-        .call_tool(
-            CallToolRequestParams::new("other__add").with_arguments(args(json!({"a": 1, "b": 1}))),
-        )
-        .await
-        .unwrap();
+    let r = call(client.peer(), "other__add", json!({"a": 1, "b": 1})).await;
     assert_eq!(text(&r), "2");
 }
 
@@ -323,12 +291,7 @@ async fn two_providers_share_one_namespace() {
 async fn sigterm_leaves_no_provider_process() {
     let mut server = Server::start(&fixture_config("fx", "")).await;
     let (client, _) = connect(&server, legacy()).await;
-    client
-        .call_tool(
-            CallToolRequestParams::new("fx__echo").with_arguments(args(json!({"text": "a"}))),
-        )
-        .await
-        .unwrap();
+    call(client.peer(), "fx__echo", json!({"text": "a"})).await;
     let (_, v) = server.get_json("/providers/fx").await;
     let pid = i32::try_from(v["pid"].as_i64().unwrap()).unwrap();
     assert!(hangar_e2e::process_alive(pid));

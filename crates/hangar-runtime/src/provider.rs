@@ -100,6 +100,21 @@ struct Live {
     generation: u64,
 }
 
+impl Live {
+    /// Closes the MCP session and terminates the process group.
+    async fn shut_down(&self) {
+        self.upstream.close().await;
+        if let Some(child) = &self.child {
+            child.terminate(STOP_GRACE).await;
+        }
+    }
+}
+
+/// Milliseconds since `epoch`, as the core's [`Timestamp`].
+fn millis_since(epoch: Instant) -> Timestamp {
+    Timestamp(u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The supervisor of one provider.
 pub struct Provider {
     id: String,
@@ -215,7 +230,7 @@ impl Provider {
     }
 
     fn now(&self) -> Timestamp {
-        Timestamp(u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX))
+        millis_since(self.epoch)
     }
 
     /// A snapshot for the API.
@@ -451,10 +466,7 @@ impl Provider {
             return;
         }
         self.live.store(None);
-        live.upstream.close().await;
-        if let Some(child) = &live.child {
-            child.terminate(STOP_GRACE).await;
-        }
+        live.shut_down().await;
         self.apply(ProviderEvent::Exited {
             cause: format!("crashed: {cause}"),
         });
@@ -470,10 +482,7 @@ impl Provider {
     async fn stop_locked(&self, idle: bool) -> ProviderState {
         let before = self.state();
         if let Some(live) = self.live.swap(None) {
-            live.upstream.close().await;
-            if let Some(child) = &live.child {
-                child.terminate(STOP_GRACE).await;
-            }
+            live.shut_down().await;
         }
         let event = if idle {
             ProviderEvent::IdleExpired
@@ -597,10 +606,7 @@ impl Provider {
                     // Declared dead by health checks: kill it; backoff restarts it.
                     let _guard = self.lifecycle.lock().await;
                     if let Some(live) = self.live.swap(None) {
-                        live.upstream.close().await;
-                        if let Some(child) = &live.child {
-                            child.terminate(STOP_GRACE).await;
-                        }
+                        live.shut_down().await;
                     }
                 }
             }
@@ -617,8 +623,8 @@ struct LeaseGuard {
 
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_used_ms.store(now, Ordering::Relaxed);
+        self.last_used_ms
+            .store(millis_since(self.epoch).0, Ordering::Relaxed);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use hangar_core::ProviderSpec;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use crate::error::StoreError;
 
@@ -50,6 +50,22 @@ pub struct StoredKey {
     pub expires_at: Option<String>,
     /// RFC 3339, if revoked.
     pub revoked_at: Option<String>,
+}
+
+const KEY_COLUMNS: &str =
+    "key_id, principal_id, name, key_hash, prefix, created_at, expires_at, revoked_at";
+
+fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredKey> {
+    Ok(StoredKey {
+        key_id: r.get(0)?,
+        principal_id: r.get(1)?,
+        name: r.get(2)?,
+        key_hash: r.get(3)?,
+        prefix: r.get(4)?,
+        created_at: r.get(5)?,
+        expires_at: r.get(6)?,
+        revoked_at: r.get(7)?,
+    })
 }
 
 /// Handle to the database; cheap to clone.
@@ -135,8 +151,10 @@ impl Store {
     pub async fn put_key(&self, key: StoredKey) -> Result<(), StoreError> {
         self.run(move |c| {
             c.execute(
-                "INSERT INTO api_keys (key_id, principal_id, name, key_hash, prefix, created_at, expires_at, revoked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                &format!(
+                    "INSERT INTO api_keys ({KEY_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                ),
                 params![
                     key.key_id,
                     key.principal_id,
@@ -156,23 +174,12 @@ impl Store {
     /// All keys, revoked ones included.
     pub async fn keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         self.run(|c| {
-            let mut stmt = c.prepare(
-                "SELECT key_id, principal_id, name, key_hash, prefix, created_at, expires_at, revoked_at
-                 FROM api_keys ORDER BY created_at",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(StoredKey {
-                    key_id: r.get(0)?,
-                    principal_id: r.get(1)?,
-                    name: r.get(2)?,
-                    key_hash: r.get(3)?,
-                    prefix: r.get(4)?,
-                    created_at: r.get(5)?,
-                    expires_at: r.get(6)?,
-                    revoked_at: r.get(7)?,
-                })
-            })?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::from)
+            let mut stmt = c.prepare(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at"
+            ))?;
+            let rows = stmt.query_map([], key_from_row)?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::from)
         })
         .await
     }
@@ -182,33 +189,6 @@ impl Store {
         self.run(|c| {
             let n: i64 = c.query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0))?;
             Ok(u64::try_from(n).unwrap_or(0))
-        })
-        .await
-    }
-
-    /// Looks a key up by its id.
-    pub async fn key(&self, key_id: &str) -> Result<Option<StoredKey>, StoreError> {
-        let key_id = key_id.to_owned();
-        self.run(move |c| {
-            c.query_row(
-                "SELECT key_id, principal_id, name, key_hash, prefix, created_at, expires_at, revoked_at
-                 FROM api_keys WHERE key_id = ?1",
-                params![key_id],
-                |r| {
-                    Ok(StoredKey {
-                        key_id: r.get(0)?,
-                        principal_id: r.get(1)?,
-                        name: r.get(2)?,
-                        key_hash: r.get(3)?,
-                        prefix: r.get(4)?,
-                        created_at: r.get(5)?,
-                        expires_at: r.get(6)?,
-                        revoked_at: r.get(7)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(StoreError::from)
         })
         .await
     }
