@@ -172,6 +172,8 @@ pub fn mcp_service(
     let mut config = StreamableHttpServerConfig::default()
         .with_allowed_origins(state.origins.rmcp_list())
         .with_max_request_body_bytes(state.max_body_bytes)
+        // Stateless (2026-07-28) calls without progress get a plain JSON reply.
+        .with_json_response(true)
         .with_cancellation_token(state.shutdown.child_token());
     if state.listen.is_some_and(|a| !a.ip().is_loopback()) {
         // Reachable by other hosts: Host names are the operator's; keys guard access.

@@ -156,16 +156,25 @@ async fn shutdown_signal() {
     }
 }
 
+/// Binds `addr` with `TCP_NODELAY` on every accepted connection: responses
+/// are small and latency-bound (SSE frames, JSON-RPC replies), and without it
+/// Nagle plus the client's delayed ACK can add ~40 ms to a call.
+pub async fn bind(addr: SocketAddr) -> Result<impl axum::serve::Listener<Addr = SocketAddr>, ServerError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    Ok(axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    }))
+}
+
 /// Runs the server until SIGINT/SIGTERM, then stops every provider.
 pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let (state, _config) = build(&opts).await?;
-    let listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: opts.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(ServerError::Serve)?;
+    let listener = bind(opts.listen).await?;
+    let addr = axum::serve::Listener::local_addr(&listener).map_err(ServerError::Serve)?;
     tracing::info!(%addr, "hangar listening: MCP at http://{addr}/mcp, REST at http://{addr}/api");
     let engine = state.engine.clone();
     let shutdown = state.shutdown.clone();

@@ -31,11 +31,11 @@ async fn main() {
             get(|| async { "hello from the host application" }),
         )
         .merge(hangar_api::router(state));
-    let listener = match tokio::net::TcpListener::bind(opts.listen).await {
+    let listener = match hangar_api::server::bind(opts.listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("embed: cannot listen on {}: {e}", opts.listen);
-            std::process::exit(69);
+            eprintln!("embed: {e}");
+            std::process::exit(e.exit_code());
         }
     };
     eprintln!(

@@ -1,0 +1,293 @@
+//! `hangar-bench`: `tools/call` through Hangar versus the same provider called
+//! directly, side by side in one run.
+//!
+//! Direct: an rmcp client speaks stdio to one `hangar-fixture` process.
+//! Through Hangar: a release `hangar-server` runs one `hangar-fixture` and the
+//! same rmcp client speaks Streamable HTTP (2025 sessions) to `/mcp`.
+//! Both call `echo` with the same argument. Reported: latency p50/p99 for one
+//! client, added latency (Hangar − direct), throughput with 1, 8 and 64
+//! concurrent clients, and the server's own CPU time per call (from
+//! `/proc/<pid>/stat`, so the provider's and the client's CPU are excluded).
+//!
+//! ```text
+//! cargo build --release -p hangar-api -p hangar-fixture -p hangar-bench
+//! target/release/hangar-bench [--calls N]
+//! ```
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rmcp::model::{CallToolRequestParams, JsonObject};
+use rmcp::service::RunningService;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{RoleClient, ServiceExt};
+
+type Client = RunningService<RoleClient, ()>;
+type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+const KEY: &str = "hgr_bench_0123456789abcdef0123456789abcdef";
+const CONCURRENCY: [usize; 3] = [1, 8, 64];
+
+fn bin(name: &str) -> BenchResult<PathBuf> {
+    let dir = std::env::var("HANGAR_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("target/release"))
+        });
+    let p = dir.join(name);
+    if !p.exists() {
+        return Err(format!(
+            "{} not found: cargo build --release -p hangar-api -p hangar-fixture",
+            p.display()
+        )
+        .into());
+    }
+    Ok(p)
+}
+
+fn echo_args() -> JsonObject {
+    let mut m = JsonObject::new();
+    m.insert(
+        "text".into(),
+        serde_json::Value::String("hello hangar".into()),
+    );
+    m
+}
+
+async fn direct_client() -> BenchResult<Client> {
+    let mut cmd = tokio::process::Command::new(bin("hangar-fixture")?);
+    cmd.stderr(Stdio::null());
+    let (transport, _) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::null())
+        .spawn()?;
+    Ok(().serve(transport).await?)
+}
+
+async fn hangar_client(url: &str) -> BenchResult<Client> {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("{url}/mcp")).auth_header(KEY),
+    );
+    Ok(().serve(transport).await?)
+}
+
+fn peers(clients: &[Client]) -> Vec<rmcp::Peer<RoleClient>> {
+    clients.iter().map(|c| c.peer().clone()).collect()
+}
+
+/// Runs `calls` sequential calls on each peer concurrently; returns every
+/// call's latency and the wall time.
+async fn run(
+    peers: &[rmcp::Peer<RoleClient>],
+    tool: &'static str,
+    calls: usize,
+) -> BenchResult<(Vec<Duration>, Duration)> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for p in peers {
+        let peer = p.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(calls);
+            for _ in 0..calls {
+                let t = Instant::now();
+                let r = peer
+                    .call_tool(CallToolRequestParams::new(tool).with_arguments(echo_args()))
+                    .await?;
+                if r.is_error == Some(true) {
+                    return Err::<_, Box<dyn std::error::Error + Send + Sync>>("tool error".into());
+                }
+                lat.push(t.elapsed());
+            }
+            Ok(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok((all, started.elapsed()))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn cpu_ticks(pid: u32) -> BenchResult<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("bad stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3, utime 14, stime 15 (1-based).
+    let utime: u64 = f.get(11).ok_or("no utime")?.parse()?;
+    let stime: u64 = f.get(12).ok_or("no stime")?.parse()?;
+    Ok(utime + stime)
+}
+
+fn clock_ticks_per_second() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_server() -> BenchResult<Server> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("hangar.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "providers:\n  fx:\n    command: [\"{}\"]\n    idle_ttl_s: 0\n    health_check_interval_s: 0\n",
+            bin("hangar-fixture")?.display()
+        ),
+    )?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new(bin("hangar-server")?)
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .env("HANGAR_ADMIN_KEY", KEY)
+        .env("RUST_LOG", "warn")
+        .spawn()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let server = Server {
+        child,
+        url,
+        _dir: dir,
+    };
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(server);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Err("hangar-server did not start".into())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() -> BenchResult<()> {
+    let mut calls = 5000usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--calls" => calls = args.next().ok_or("--calls needs a number")?.parse()?,
+            other => {
+                return Err(
+                    format!("unknown argument {other}; usage: hangar-bench [--calls N]").into(),
+                );
+            }
+        }
+    }
+
+    let server = start_server().await?;
+    let server_pid = server.child.id();
+    let direct = direct_client().await?;
+    let hangar = hangar_client(&server.url).await?;
+    // Warm up both paths (starts the provider behind Hangar, fills pools).
+    run(&peers(std::slice::from_ref(&direct)), "echo", 200).await?;
+    run(&peers(std::slice::from_ref(&hangar)), "fx__echo", 200).await?;
+
+    println!("# hangar-bench: tools/call echo, {calls} sequential calls per client");
+    println!("# latency, 1 client (ms)        p50      p99");
+    let (mut d, _) = run(&peers(std::slice::from_ref(&direct)), "echo", calls).await?;
+    let cpu0 = cpu_ticks(server_pid)?;
+    let (mut h, _) = run(&peers(std::slice::from_ref(&hangar)), "fx__echo", calls).await?;
+    let cpu1 = cpu_ticks(server_pid)?;
+    d.sort_unstable();
+    h.sort_unstable();
+    let (d50, d99, h50, h99) = (
+        percentile(&d, 0.5),
+        percentile(&d, 0.99),
+        percentile(&h, 0.5),
+        percentile(&h, 0.99),
+    );
+    println!(
+        "direct (stdio)                {:>8.3} {:>8.3}",
+        ms(d50),
+        ms(d99)
+    );
+    println!(
+        "through hangar (HTTP)         {:>8.3} {:>8.3}",
+        ms(h50),
+        ms(h99)
+    );
+    println!(
+        "added by hangar               {:>8.3} {:>8.3}",
+        ms(h50.saturating_sub(d50)),
+        ms(h99.saturating_sub(d99))
+    );
+    let cpu_ms = (cpu1 - cpu0) as f64 * 1000.0 / clock_ticks_per_second() as f64;
+    println!(
+        "hangar-server CPU per call    {:>8.3} ms ({:.0} ms over {calls} calls)",
+        cpu_ms / calls as f64,
+        cpu_ms
+    );
+
+    println!("# throughput (calls/s)    direct   hangar   ratio");
+    for c in CONCURRENCY {
+        let per_client = (calls / c).max(50);
+        let mut directs = Vec::with_capacity(c);
+        let mut hangars = Vec::with_capacity(c);
+        // Direct: c concurrent clients on one provider process (rmcp multiplexes).
+        for _ in 0..c {
+            directs.push(direct.peer().clone());
+        }
+        for _ in 0..c {
+            hangars.push(hangar_client(&server.url).await?);
+        }
+        let (dl, dt) = run(&directs, "echo", per_client).await?;
+        let (hl, ht) = run(&peers(&hangars), "fx__echo", per_client).await?;
+        let dr = dl.len() as f64 / dt.as_secs_f64();
+        let hr = hl.len() as f64 / ht.as_secs_f64();
+        println!(
+            "{c:>3} concurrent clients  {dr:>8.0} {hr:>8.0} {:>7.2}",
+            hr / dr
+        );
+        for h in hangars {
+            let _ = h.cancel().await;
+        }
+    }
+    let _ = direct.cancel().await;
+    let _ = hangar.cancel().await;
+    Ok(())
+}
