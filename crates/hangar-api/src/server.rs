@@ -159,15 +159,20 @@ async fn shutdown_signal() {
 /// Binds `addr` with `TCP_NODELAY` on every accepted connection: responses
 /// are small and latency-bound (SSE frames, JSON-RPC replies), and without it
 /// Nagle plus the client's delayed ACK can add ~40 ms to a call.
-pub async fn bind(addr: SocketAddr) -> Result<impl axum::serve::Listener<Addr = SocketAddr>, ServerError> {
+pub async fn bind(
+    addr: SocketAddr,
+) -> Result<impl axum::serve::Listener<Addr = SocketAddr>, ServerError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
-    Ok(axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    }))
+    Ok(axum::serve::ListenerExt::tap_io(
+        listener,
+        |tcp: &mut tokio::net::TcpStream| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        },
+    ))
 }
 
 /// Runs the server until SIGINT/SIGTERM, then stops every provider.
