@@ -19,11 +19,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rmcp::model::ProtocolVersion;
 use rmcp::model::{CallToolRequestParams, JsonObject};
 use rmcp::service::RunningService;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::{ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt};
 
 type Client = RunningService<RoleClient, ()>;
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -70,10 +71,15 @@ async fn direct_client() -> BenchResult<Client> {
 }
 
 async fn hangar_client(url: &str) -> BenchResult<Client> {
+    hangar_client_with(url, ClientLifecycleMode::Initialize).await
+}
+
+/// A client on `lifecycle`: `Initialize` = 2025 session, `Discover` = 2026-07-28 stateless.
+async fn hangar_client_with(url: &str, lifecycle: ClientLifecycleMode) -> BenchResult<Client> {
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(format!("{url}/mcp")).auth_header(KEY),
     );
-    Ok(().serve(transport).await?)
+    Ok(().serve_with_lifecycle(transport, lifecycle).await?)
 }
 
 fn peers(clients: &[Client]) -> Vec<rmcp::Peer<RoleClient>> {
@@ -229,39 +235,46 @@ async fn main() -> BenchResult<()> {
 
     println!("# hangar-bench: tools/call echo, {calls} sequential calls per client");
     println!("# latency, 1 client (ms)        p50      p99");
-    let (mut d, _) = run(&peers(std::slice::from_ref(&direct)), "echo", calls).await?;
-    let cpu0 = cpu_ticks(server_pid)?;
-    let (mut h, _) = run(&peers(std::slice::from_ref(&hangar)), "fx__echo", calls).await?;
-    let cpu1 = cpu_ticks(server_pid)?;
-    d.sort_unstable();
-    h.sort_unstable();
-    let (d50, d99, h50, h99) = (
-        percentile(&d, 0.5),
-        percentile(&d, 0.99),
-        percentile(&h, 0.5),
-        percentile(&h, 0.99),
-    );
+    let stateless = hangar_client_with(
+        &server.url,
+        ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        },
+    )
+    .await?;
+    run(&peers(std::slice::from_ref(&stateless)), "fx__echo", 200).await?;
+    let ticks = clock_ticks_per_second() as f64;
+    let mut direct_lat = run(&peers(std::slice::from_ref(&direct)), "echo", calls)
+        .await?
+        .0;
+    direct_lat.sort_unstable();
+    let (d50, d99) = (percentile(&direct_lat, 0.5), percentile(&direct_lat, 0.99));
     println!(
         "direct (stdio)                {:>8.3} {:>8.3}",
         ms(d50),
         ms(d99)
     );
-    println!(
-        "through hangar (HTTP)         {:>8.3} {:>8.3}",
-        ms(h50),
-        ms(h99)
-    );
-    println!(
-        "added by hangar               {:>8.3} {:>8.3}",
-        ms(h50.saturating_sub(d50)),
-        ms(h99.saturating_sub(d99))
-    );
-    let cpu_ms = (cpu1 - cpu0) as f64 * 1000.0 / clock_ticks_per_second() as f64;
-    println!(
-        "hangar-server CPU per call    {:>8.3} ms ({:.0} ms over {calls} calls)",
-        cpu_ms / calls as f64,
-        cpu_ms
-    );
+    for (label, client) in [
+        ("hangar, 2025 session", &hangar),
+        ("hangar, 2026 stateless", &stateless),
+    ] {
+        let cpu0 = cpu_ticks(server_pid)?;
+        let mut lat = run(&peers(std::slice::from_ref(client)), "fx__echo", calls)
+            .await?
+            .0;
+        let cpu1 = cpu_ticks(server_pid)?;
+        lat.sort_unstable();
+        let (h50, h99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+        let cpu_ms = (cpu1 - cpu0) as f64 * 1000.0 / ticks;
+        println!("{label:<30}{:>8.3} {:>8.3}", ms(h50), ms(h99));
+        println!(
+            "  added by hangar             {:>8.3} {:>8.3}   server CPU/call {:.3} ms ({cpu_ms:.0} ms / {calls})",
+            ms(h50.saturating_sub(d50)),
+            ms(h99.saturating_sub(d99)),
+            cpu_ms / calls as f64
+        );
+    }
+    let _ = stateless.cancel().await;
 
     println!("# throughput (calls/s)    direct   hangar   ratio");
     for c in CONCURRENCY {
