@@ -70,6 +70,29 @@ async fn direct_client() -> BenchResult<Client> {
     Ok(().serve(transport).await?)
 }
 
+async fn rmcp_http_client(url: &str) -> BenchResult<Client> {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("{url}/mcp")),
+    );
+    Ok(().serve(transport).await?)
+}
+
+/// Kills a spawned process when dropped.
+struct ChildGuard(Child);
+
+impl ChildGuard {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 async fn hangar_client(url: &str) -> BenchResult<Client> {
     hangar_client_with(url, ClientLifecycleMode::Initialize).await
 }
@@ -275,6 +298,49 @@ async fn main() -> BenchResult<()> {
         );
     }
     let _ = stateless.cancel().await;
+
+    // Baseline: the fixture itself serving Streamable HTTP (rmcp's server
+    // alone, no Hangar), to show what the HTTP layer costs by itself.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut http_fixture = ChildGuard(
+        Command::new(bin("hangar-fixture")?)
+            .args(["--http", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let mut connected = None;
+    for _ in 0..200 {
+        if let Ok(c) = rmcp_http_client(&url).await {
+            connected = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let baseline = connected.ok_or("fixture --http did not start")?;
+    run(&peers(std::slice::from_ref(&baseline)), "echo", 200).await?;
+    let fixture_pid = http_fixture.0.id();
+    let cpu0 = cpu_ticks(fixture_pid)?;
+    let mut lat = run(&peers(std::slice::from_ref(&baseline)), "echo", calls)
+        .await?
+        .0;
+    let cpu1 = cpu_ticks(fixture_pid)?;
+    lat.sort_unstable();
+    let cpu_ms = (cpu1 - cpu0) as f64 * 1000.0 / ticks;
+    println!(
+        "{:<30}{:>8.3} {:>8.3}",
+        "fixture over HTTP (no hangar)",
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99))
+    );
+    println!(
+        "  rmcp HTTP server + tool, process CPU/call {:.3} ms ({cpu_ms:.0} ms / {calls})",
+        cpu_ms / calls as f64
+    );
+    let _ = baseline.cancel().await;
+    http_fixture.stop();
 
     println!("# throughput (calls/s)    direct   hangar   ratio");
     for c in CONCURRENCY {

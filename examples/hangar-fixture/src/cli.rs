@@ -9,6 +9,8 @@ pub struct Options {
     pub name: String,
     /// Number of `fixture stderr line i` lines printed to stderr at startup.
     pub stderr_lines: u64,
+    /// Serve MCP Streamable HTTP at `http://ADDR/mcp` instead of stdio.
+    pub http: Option<std::net::SocketAddr>,
 }
 
 impl Default for Options {
@@ -16,6 +18,7 @@ impl Default for Options {
         Self {
             name: crate::server::DEFAULT_NAME.to_owned(),
             stderr_lines: 0,
+            http: None,
         }
     }
 }
@@ -42,13 +45,14 @@ impl fmt::Display for CliError {
 impl std::error::Error for CliError {}
 
 pub const USAGE: &str = "\
-usage: hangar-fixture [--name NAME] [--stderr-lines N]
+usage: hangar-fixture [--name NAME] [--stderr-lines N] [--http ADDR]
 
-An MCP test server speaking JSON-RPC over stdin/stdout.
+An MCP test server speaking JSON-RPC over stdin/stdout (or Streamable HTTP).
 
 options:
   --name NAME         server name reported in serverInfo (default: hangar-fixture)
   --stderr-lines N    print N lines \"fixture stderr line i\" to stderr at startup
+  --http ADDR         serve MCP Streamable HTTP at http://ADDR/mcp instead of stdio
   -h, --help          print this help";
 
 /// Parse arguments (without the program name).
@@ -81,6 +85,14 @@ where
                         "--stderr-lines expects a non-negative integer, got {value:?}"
                     ))
                 })?;
+            }
+            "--http" => {
+                let value = value_for(&flag, inline, &mut args)?;
+                options.http = Some(value.parse().map_err(|_| {
+                    CliError(format!(
+                        "--http expects an address like 127.0.0.1:9000, got {value:?}"
+                    ))
+                })?);
             }
             other => return Err(CliError(format!("unknown argument {other:?}"))),
         }
@@ -116,6 +128,7 @@ mod tests {
         let expected = Command::Serve(Options {
             name: "other".to_owned(),
             stderr_lines: 3,
+            http: None,
         });
         assert_eq!(
             parse_strs(&["--name", "other", "--stderr-lines", "3"]),
@@ -124,8 +137,12 @@ mod tests {
         let expected = Command::Serve(Options {
             name: "x".to_owned(),
             stderr_lines: 7,
+            http: Some(([127, 0, 0, 1], 9000).into()),
         });
-        assert_eq!(parse_strs(&["--name=x", "--stderr-lines=7"]), Ok(expected));
+        assert_eq!(
+            parse_strs(&["--name=x", "--stderr-lines=7", "--http", "127.0.0.1:9000"]),
+            Ok(expected)
+        );
     }
 
     #[test]
@@ -134,6 +151,7 @@ mod tests {
         assert!(parse_strs(&["--name", ""]).is_err());
         assert!(parse_strs(&["--stderr-lines", "-1"]).is_err());
         assert!(parse_strs(&["--bogus"]).is_err());
+        assert!(parse_strs(&["--http", "nowhere"]).is_err());
         assert_eq!(parse_strs(&["--help"]), Ok(Command::Help));
     }
 }

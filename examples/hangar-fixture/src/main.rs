@@ -54,6 +54,9 @@ async fn main() -> ExitCode {
     }
 
     let server = FixtureServer::new(options.name);
+    if let Some(addr) = options.http {
+        return serve_http(server, addr).await;
+    }
     let running = match server.serve(rmcp::transport::stdio_pipes()).await {
         Ok(running) => running,
         Err(error) => {
@@ -68,6 +71,41 @@ async fn main() -> ExitCode {
         }
         Err(error) => {
             eprintln!("hangar-fixture: MCP session task failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves MCP Streamable HTTP at `http://addr/mcp` until Ctrl-C.
+async fn serve_http(server: FixtureServer, addr: std::net::SocketAddr) -> ExitCode {
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+    let service = StreamableHttpService::new(
+        move || Ok(server.clone()),
+        std::sync::Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default().with_json_response(true),
+    );
+    let app = axum::Router::new().route_service("/mcp", service);
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(error) => {
+            eprintln!("hangar-fixture: cannot listen on {addr}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
+    eprintln!("hangar-fixture serving http://{addr}/mcp");
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    match serve.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("hangar-fixture: {error}");
             ExitCode::FAILURE
         }
     }
