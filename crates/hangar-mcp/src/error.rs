@@ -15,6 +15,10 @@ pub enum UpstreamError {
     /// The provider answered with a JSON-RPC error; passed through unchanged.
     #[error("provider '{provider}' returned error {}: {}", .error.code.0, .error.message)]
     Rpc { provider: String, error: ErrorData },
+    /// The request could not be sent: the provider never saw it, so it may be
+    /// retried on another provider.
+    #[error("request could not be delivered to provider '{provider}'")]
+    NotDelivered { provider: String },
     /// The connection is gone (the process exited or the stream closed).
     #[error("provider '{provider}' closed the connection")]
     Closed { provider: String },
@@ -63,6 +67,7 @@ impl UpstreamError {
         matches!(
             self,
             Self::Handshake { .. }
+                | Self::NotDelivered { .. }
                 | Self::Closed { .. }
                 | Self::Timeout { .. }
                 | Self::Protocol { .. }

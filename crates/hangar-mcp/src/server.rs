@@ -35,8 +35,23 @@ pub struct Lease {
     pub upstream: Arc<Upstream>,
     /// How long one request may take.
     pub call_timeout: Duration,
-    /// Runtime bookkeeping released on drop.
-    pub guard: Box<dyn Send + Sync>,
+    /// The provider that serves the request: a group's chosen member, or the
+    /// provider that was asked for.
+    pub target: String,
+    /// Whether another target may take the request when this one could not
+    /// receive it (a group with members left to try).
+    pub retryable: bool,
+    /// Runtime bookkeeping: read back by [`Backend::report`], released on drop.
+    pub guard: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("target", &self.target)
+            .field("retryable", &self.retryable)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why the backend could not hand out a provider.
@@ -65,8 +80,8 @@ impl BackendError {
 /// What happened to one forwarded call, for health accounting and history.
 #[derive(Debug)]
 pub struct CallReport<'a> {
-    /// Provider id.
-    pub provider: &'a str,
+    /// The lease the call ran on.
+    pub lease: &'a Lease,
     /// The provider's own tool name.
     pub tool: &'a str,
     /// Time spent in the provider.
@@ -84,10 +99,13 @@ pub trait Backend: Send + Sync + 'static {
     /// Starts providers whose lists are unknown and waits until they are listed
     /// (or failed).
     fn ensure_listed(&self) -> impl Future<Output = ()> + Send + '_;
-    /// A ready connection to `provider`, starting it if needed (single-flight).
+    /// A ready connection for `provider` (a provider or a group), starting it
+    /// if needed (single-flight). `tried` lists targets that already failed to
+    /// receive this request; a group picks another member.
     fn acquire<'a>(
         &'a self,
         provider: &'a str,
+        tried: &'a [String],
     ) -> impl Future<Output = Result<Lease, BackendError>> + Send + 'a;
     /// Reports a finished call.
     fn report(&self, report: CallReport<'_>);
@@ -190,29 +208,36 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         let span =
             tracing::debug_span!("tools/call", provider = %route.provider, tool = %route.tool);
         async move {
-            let lease = self
-                .backend
-                .acquire(&route.provider)
-                .await
-                .map_err(|e| e.to_error_data())?;
-            let downstream = self.downstream(&context);
             request.name = route.tool.clone().into();
-            let started = Instant::now();
-            let result = lease
-                .upstream
-                .call_tool(request, &downstream, lease.call_timeout)
-                .await;
-            let tool_error =
-                matches!(&result, Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true));
-            self.backend.report(CallReport {
-                provider: &route.provider,
-                tool: &route.tool,
-                duration: started.elapsed(),
-                error: result.as_ref().err(),
-                tool_error,
-            });
-            drop(lease);
-            result.map_err(|e| e.to_error_data())
+            let downstream = self.downstream(&context);
+            let mut tried: Vec<String> = Vec::new();
+            loop {
+                let lease = self
+                    .backend
+                    .acquire(&route.provider, &tried)
+                    .await
+                    .map_err(|e| e.to_error_data())?;
+                let started = Instant::now();
+                let result = lease
+                    .upstream
+                    .call_tool(request.clone(), &downstream, lease.call_timeout)
+                    .await;
+                let tool_error = matches!(&result, Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true));
+                self.backend.report(CallReport {
+                    lease: &lease,
+                    tool: &route.tool,
+                    duration: started.elapsed(),
+                    error: result.as_ref().err(),
+                    tool_error,
+                });
+                // A request no provider received may go to another member;
+                // one that reached a provider is never sent twice.
+                if lease.retryable && matches!(result, Err(UpstreamError::NotDelivered { .. })) {
+                    tried.push(lease.target.clone());
+                    continue;
+                }
+                return result.map_err(|e| e.to_error_data());
+            }
         }
         .instrument(span)
         .await
@@ -255,7 +280,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         drop(catalog);
         let lease = self
             .backend
-            .acquire(&provider)
+            .acquire(&provider, &[])
             .await
             .map_err(|e| e.to_error_data())?;
         let downstream = self.downstream(&context);
@@ -292,7 +317,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         drop(catalog);
         let lease = self
             .backend
-            .acquire(&route.provider)
+            .acquire(&route.provider, &[])
             .await
             .map_err(|e| e.to_error_data())?;
         let downstream = self.downstream(&context);

@@ -497,7 +497,15 @@ impl Upstream {
             .peer
             .send_cancellable_request(request, PeerRequestOptions::no_options())
             .await
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| match e {
+                // Nothing reached the provider: safe to send elsewhere.
+                ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
+                    UpstreamError::NotDelivered {
+                        provider: self.provider.clone(),
+                    }
+                }
+                other => self.err(other),
+            })?;
         let upstream_token = handle.progress_token.clone();
         let request_id = handle.id.clone();
         let mut progress = downstream

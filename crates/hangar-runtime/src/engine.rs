@@ -265,7 +265,13 @@ impl Backend for Engine {
         futures::future::join_all(starts).await;
     }
 
-    async fn acquire(&self, provider: &str) -> Result<Lease, BackendError> {
+    async fn acquire(&self, provider: &str, tried: &[String]) -> Result<Lease, BackendError> {
+        if !tried.is_empty() {
+            return Err(BackendError::Unavailable {
+                provider: provider.to_owned(),
+                message: "the request could not be delivered".into(),
+            });
+        }
         let p = self
             .providers()
             .get(provider)
@@ -280,7 +286,7 @@ impl Backend for Engine {
             .error
             .filter(|e| e.is_provider_failure())
             .map(ToString::to_string);
-        if let Some(p) = self.providers().get(report.provider) {
+        if let Some(p) = self.providers().get(&report.lease.target) {
             p.record_call(failure.as_deref());
         }
     }

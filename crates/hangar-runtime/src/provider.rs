@@ -285,6 +285,8 @@ impl Provider {
         Lease {
             upstream: live.upstream.clone(),
             call_timeout: Duration::from_secs(self.spec().call_timeout_s),
+            target: self.id.clone(),
+            retryable: false,
             guard: Box::new(LeaseGuard {
                 in_flight: self.in_flight.clone(),
                 last_used_ms: self.last_used_ms.clone(),
