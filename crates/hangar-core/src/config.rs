@@ -1,5 +1,5 @@
-//! The YAML config model (DESIGN §7): providers and server settings, validated with errors
-//! that name the field and the line.
+//! The YAML config model (DESIGN §7): providers, groups and server settings, validated with
+//! errors that name the field and the line.
 //!
 //! ```yaml
 //! providers:            # `mcp_servers:` is accepted too (MCP Hangar style); both merge
@@ -7,6 +7,10 @@
 //!     mode: subprocess
 //!     command: [python, -m, math_server]
 //!     idle_ttl_s: 180
+//! groups:               # group ids share the provider namespace
+//!   pool:
+//!     strategy: round_robin
+//!     members: [{ provider: math }]
 //! server:
 //!   tool_separator: "__"
 //! ```
@@ -17,9 +21,12 @@ use std::fmt;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::group::GroupSpec;
 use crate::naming::{DEFAULT_SEPARATOR, is_name_char};
 use crate::spec::{ProviderSpec, SpecError};
 
+#[cfg(test)]
+mod group_tests;
 mod locate;
 #[cfg(test)]
 mod tests;
@@ -57,11 +64,11 @@ impl ConfigError {
         }
     }
 
-    fn from_spec(id: &str, err: SpecError) -> Self {
+    fn from_spec(section: &str, id: &str, err: SpecError) -> Self {
         let field = if err.field == "id" {
-            format!("providers.{id}")
+            format!("{section}.{id}")
         } else {
-            format!("providers.{id}.{}", err.field)
+            format!("{section}.{id}.{}", err.field)
         };
         Self::field(field, err.message)
     }
@@ -86,9 +93,14 @@ impl ConfigError {
 impl ConfigError {
     /// Points a duplicate-id error at the repeated key instead of the map.
     fn locate_duplicate(mut self, text: &str) -> Self {
-        let id = self
-            .message
-            .strip_prefix(DUPLICATE_ID)
+        let id = DUPLICATE_KINDS
+            .iter()
+            .find_map(|kind| {
+                self.message
+                    .strip_prefix("duplicate ")
+                    .and_then(|rest| rest.strip_prefix(kind))
+                    .and_then(|rest| rest.strip_prefix(" id `"))
+            })
             .and_then(|rest| rest.split_once('`'))
             .map(|(id, _)| id.to_owned());
         if let (Some(id), Some(section)) = (id, self.field.clone()) {
@@ -100,8 +112,8 @@ impl ConfigError {
     }
 }
 
-/// Start of the message for a provider id given twice in one map.
-const DUPLICATE_ID: &str = "duplicate provider id `";
+/// What an id names in "duplicate <kind> id `<id>`" messages.
+const DUPLICATE_KINDS: [&str; 2] = [ProviderSpec::KIND, GroupSpec::KIND];
 
 /// Splits yaml_serde's `path: message` (the path is absent at the top level). An unknown
 /// field's name is appended to the path.
@@ -211,12 +223,15 @@ fn check_origin(origin: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The whole config: providers by id, and server settings.
+/// The whole config: providers and groups by id, and server settings.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct HangarConfig {
     /// Providers by id.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub providers: BTreeMap<String, ProviderSpec>,
+    /// Groups by id (ids distinct from provider ids).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, GroupSpec>,
     /// Server settings.
     pub server: ServerSettings,
 }
@@ -226,38 +241,56 @@ pub struct HangarConfig {
 #[serde(
     default,
     deny_unknown_fields,
-    expecting = "a map with providers, mcp_servers and server"
+    expecting = "a map with providers, mcp_servers, groups and server"
 )]
 struct RawConfig {
-    providers: Option<ProviderEntries>,
-    mcp_servers: Option<ProviderEntries>,
+    providers: Option<Entries<ProviderSpec>>,
+    mcp_servers: Option<Entries<ProviderSpec>>,
+    groups: Option<Entries<GroupSpec>>,
     server: Option<ServerSettings>,
 }
 
-/// A provider map that rejects duplicate ids instead of keeping the last one.
-struct ProviderEntries(Vec<(String, ProviderSpec)>);
+/// What the values of an id-keyed map are called in messages.
+trait Kind {
+    /// `provider` or `group`.
+    const KIND: &'static str;
+}
 
-impl<'de> Deserialize<'de> for ProviderEntries {
+impl Kind for ProviderSpec {
+    const KIND: &'static str = "provider";
+}
+
+impl Kind for GroupSpec {
+    const KIND: &'static str = "group";
+}
+
+/// An id-keyed map that rejects duplicate ids instead of keeping the last one.
+struct Entries<T>(Vec<(String, T)>);
+
+impl<'de, T: Deserialize<'de> + Kind> Deserialize<'de> for Entries<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EntriesVisitor;
-        impl<'de> Visitor<'de> for EntriesVisitor {
-            type Value = ProviderEntries;
+        struct EntriesVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de> + Kind> Visitor<'de> for EntriesVisitor<T> {
+            type Value = Entries<T>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of provider id to provider spec")
+                write!(f, "a map of {kind} id to {kind} spec", kind = T::KIND)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut entries: Vec<(String, ProviderSpec)> = Vec::new();
+                let mut entries: Vec<(String, T)> = Vec::new();
                 while let Some(id) = map.next_key::<String>()? {
                     if entries.iter().any(|(seen, _)| *seen == id) {
-                        return Err(serde::de::Error::custom(format!("{DUPLICATE_ID}{id}`")));
+                        let kind = T::KIND;
+                        return Err(serde::de::Error::custom(format!(
+                            "duplicate {kind} id `{id}`"
+                        )));
                     }
-                    let spec = map.next_value::<ProviderSpec>()?;
+                    let spec = map.next_value::<T>()?;
                     entries.push((id, spec));
                 }
-                Ok(ProviderEntries(entries))
+                Ok(Entries(entries))
             }
         }
-        deserializer.deserialize_map(EntriesVisitor)
+        deserializer.deserialize_map(EntriesVisitor(std::marker::PhantomData))
     }
 }
 
@@ -286,8 +319,13 @@ impl HangarConfig {
                 providers.insert(id, spec);
             }
         }
+        let groups = raw
+            .groups
+            .map(|e| e.0.into_iter().collect())
+            .unwrap_or_default();
         let config = HangarConfig {
             providers,
+            groups,
             server: raw.server.unwrap_or_default(),
         };
         config.validate().map_err(|mut err| {
@@ -299,18 +337,39 @@ impl HangarConfig {
         Ok(config)
     }
 
-    /// Checks the server settings, then every provider id and spec (in id order); returns
-    /// the first problem, with fields like `providers.<id>.<field>`.
+    /// Checks the server settings, then every provider id and spec, then every group (in
+    /// id order); returns the first problem, with fields like `providers.<id>.<field>` or
+    /// `groups.<id>.members[0].provider`. Group members must name providers of this config,
+    /// and a group id must not be a provider id.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.validate()?;
         for (id, spec) in &self.providers {
             spec.validate(id)
-                .map_err(|err| ConfigError::from_spec(id, err))?;
+                .map_err(|err| ConfigError::from_spec("providers", id, err))?;
+        }
+        for (id, group) in &self.groups {
+            group
+                .validate(id)
+                .map_err(|err| ConfigError::from_spec("groups", id, err))?;
+            if self.providers.contains_key(id) {
+                return Err(ConfigError::field(
+                    format!("groups.{id}"),
+                    format!("`{id}` is already a provider id (groups and providers share ids)"),
+                ));
+            }
+            for (i, member) in group.members.iter().enumerate() {
+                if !self.providers.contains_key(&member.provider) {
+                    return Err(ConfigError::field(
+                        format!("groups.{id}.members[{i}].provider"),
+                        format!("unknown provider '{}'", member.provider),
+                    ));
+                }
+            }
         }
         Ok(())
     }
 
-    /// Serializes to YAML (providers under `providers:`) that [`HangarConfig::from_yaml`]
+    /// Serializes to YAML (providers under `providers:`, then `groups:`) that [`HangarConfig::from_yaml`]
     /// reads back to an equal config.
     pub fn to_yaml(&self) -> Result<String, ConfigError> {
         yaml_serde::to_string(self).map_err(|err| ConfigError {

@@ -10,17 +10,25 @@
 //! - [`state`]: the provider state machine ([`ProviderStateMachine`]) with failure counting and
 //!   restart backoff.
 //! - [`naming`]: the tool names clients see (`<provider>__<tool>`), shortening and collisions.
+//! - [`group`]: groups of providers ([`GroupSpec`]), member selection ([`Balancer`]) and
+//!   per-member circuit breakers ([`CircuitBreaker`]).
 //! - [`config`]: the YAML config model ([`HangarConfig`]) with errors that name field and line.
 //! - [`error`]: [`ErrorOrigin`], the tag other crates put on their errors.
 
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod naming;
 pub mod spec;
 pub mod state;
 
 pub use config::{ConfigError, HangarConfig, ServerSettings};
 pub use error::ErrorOrigin;
+pub use group::{
+    Admission, Admitted, Balancer, BreakerConfig, BreakerState, BreakerStatus, BreakerTransition,
+    CallOutcome, CircuitBreaker, GroupSpec, GroupState, MemberSpec, MemberView, ParseStrategyError,
+    Permit, Selection, Strategy, group_state,
+};
 pub use naming::{
     Collision, DEFAULT_SEPARATOR, MAX_TOOL_NAME_LEN, ToolIndex, ToolRef, exposed_name,
 };

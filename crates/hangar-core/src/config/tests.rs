@@ -1,4 +1,7 @@
+use std::time::Duration;
+
 use super::{ConfigError, HangarConfig, ServerSettings};
+use crate::group::{GroupSpec, Strategy};
 use crate::spec::{ProviderMode, ProviderSpec};
 
 fn parse_err(yaml: &str) -> ConfigError {
@@ -156,7 +159,7 @@ fn type_and_syntax_errors_have_lines() {
     let err = parse_err("- a\n- b\n");
     assert_eq!(
         err.to_string(),
-        "config error at line 1 column 1: invalid type: sequence, expected a map with providers, mcp_servers and server"
+        "config error at line 1 column 1: invalid type: sequence, expected a map with providers, mcp_servers, groups and server"
     );
 
     let err = parse_err("providers:\n  math: [x]\n");
@@ -285,6 +288,18 @@ fn yaml_round_trips() {
     config.providers.insert("r".into(), remote);
     config.server.allowed_origins = vec!["http://localhost:3000".into()];
     config.server.max_log_lines = 0;
+    let mut pool = GroupSpec::new(Strategy::Priority, ["math", "r"]);
+    pool.min_healthy = 2;
+    pool.description = Some("pool: # of two".into());
+    pool.circuit_breaker.reset_timeout = Duration::from_millis(1500);
+    if let Some(member) = pool.members.get_mut(1) {
+        member.priority = 2;
+        member.weight = 3;
+    }
+    config.groups.insert("pool".into(), pool);
+    config
+        .groups
+        .insert("plain".into(), GroupSpec::new(Strategy::RoundRobin, ["d"]));
 
     let yaml = match config.to_yaml() {
         Ok(yaml) => yaml,
@@ -300,7 +315,11 @@ fn yaml_round_trips() {
 mod roundtrip {
     use proptest::prelude::*;
 
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
     use super::super::HangarConfig;
+    use crate::group::{BreakerConfig, GroupSpec, MemberSpec, Strategy as Balance};
     use crate::spec::ProviderSpec;
 
     fn text() -> impl Strategy<Value = String> {
@@ -331,12 +350,70 @@ mod roundtrip {
             })
     }
 
+    /// Member picks as (provider index, weight, priority).
+    type Picks = Vec<(usize, u32, u32)>;
+
+    /// A group without members yet, and the members to give it.
+    fn group() -> impl Strategy<Value = (GroupSpec, Picks)> {
+        (
+            prop::sample::select(Balance::ALL.to_vec()),
+            1u32..4,
+            1u32..10,
+            1u64..100_000,
+            prop::option::of(text()),
+            prop::collection::vec((0usize..8, 1u32..5, 0u32..3), 0..4),
+        )
+            .prop_map(
+                |(strategy, min_healthy, threshold, timeout_ms, description, picks)| {
+                    let spec = GroupSpec {
+                        strategy,
+                        min_healthy,
+                        members: Vec::new(),
+                        circuit_breaker: BreakerConfig {
+                            failure_threshold: threshold,
+                            reset_timeout: Duration::from_millis(timeout_ms),
+                        },
+                        description,
+                    };
+                    (spec, picks)
+                },
+            )
+    }
+
+    /// Gives each group distinct members among `providers`.
+    fn with_members(
+        providers: &BTreeMap<String, ProviderSpec>,
+        groups: BTreeMap<String, (GroupSpec, Picks)>,
+    ) -> BTreeMap<String, GroupSpec> {
+        let ids: Vec<&String> = providers.keys().collect();
+        groups
+            .into_iter()
+            .map(|(id, (mut spec, picks))| {
+                for (pick, weight, priority) in picks {
+                    let Some(provider) = ids.get(pick % ids.len().max(1)) else {
+                        continue;
+                    };
+                    if spec.member_index(provider).is_none() {
+                        spec.members.push(MemberSpec {
+                            provider: (*provider).clone(),
+                            weight,
+                            priority,
+                        });
+                    }
+                }
+                (id, spec)
+            })
+            .collect()
+    }
+
     proptest! {
         #[test]
         fn from_yaml_reads_back_to_yaml(
             providers in prop::collection::btree_map("[a-z][a-z0-9-]{0,8}", spec(), 0..4),
+            groups in prop::collection::btree_map("G[a-z0-9]{0,6}", group(), 0..3),
         ) {
-            let config = HangarConfig { providers, ..HangarConfig::default() };
+            let groups = with_members(&providers, groups);
+            let config = HangarConfig { providers, groups, ..HangarConfig::default() };
             let yaml = config.to_yaml();
             prop_assert!(yaml.is_ok());
             let yaml = yaml.unwrap_or_default();
