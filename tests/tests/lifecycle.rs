@@ -46,11 +46,7 @@ async fn a_broken_command_is_a_clear_error_not_a_hang() {
         .add_provider("broken", spec, ProviderSource::Config)
         .await
         .unwrap();
-    let err = engine
-        .acquire("broken", &[])
-        .await
-        .err()
-        .expect("must fail");
+    let err = engine.acquire("broken", &[]).await.expect_err("must fail");
     assert!(
         err.to_string().contains("/nonexistent/provider-binary"),
         "{err}"
@@ -67,7 +63,7 @@ async fn a_broken_command_is_a_clear_error_not_a_hang() {
         .add_provider("cat", spec, ProviderSource::Config)
         .await
         .unwrap();
-    let err = engine.acquire("cat", &[]).await.err().expect("must fail");
+    let err = engine.acquire("cat", &[]).await.expect_err("must fail");
     assert!(err.to_string().contains("cat"), "{err}");
     engine.shutdown().await;
 }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{KeyRing, require_key};
 use crate::error::ApiError;
-use crate::rest;
+use crate::{groups, rest};
 
 /// Which browser origins may call Hangar.
 #[derive(Debug, Clone, Default)]
@@ -205,6 +205,25 @@ pub fn api_routes(engine: Engine) -> Router {
             get(rest::provider_health),
         )
         .route("/providers/{provider_id}/logs", get(rest::provider_logs))
+        .route(
+            "/groups",
+            get(groups::list_groups).post(groups::create_group),
+        )
+        .route(
+            "/groups/{group_id}",
+            get(groups::get_group)
+                .put(groups::update_group)
+                .delete(groups::delete_group),
+        )
+        .route(
+            "/groups/{group_id}/rebalance",
+            post(groups::rebalance_group),
+        )
+        .route("/groups/{group_id}/members", post(groups::add_member))
+        .route(
+            "/groups/{group_id}/members/{member_id}",
+            axum::routing::delete(groups::remove_member),
+        )
         .route("/system", get(rest::system))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(engine)

@@ -82,6 +82,9 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::AlreadyExists(_) => (StatusCode::CONFLICT, "ProviderAlreadyExistsError"),
             RuntimeError::InvalidSpec(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ValidationError"),
             RuntimeError::Removed(_) => (StatusCode::CONFLICT, "ProviderRemovedError"),
+            RuntimeError::InUse { .. } => (StatusCode::CONFLICT, "InUseError"),
+            RuntimeError::GroupNotFound(_) => (StatusCode::NOT_FOUND, "GroupNotFoundError"),
+            RuntimeError::MemberNotFound { .. } => (StatusCode::NOT_FOUND, "MemberNotFoundError"),
             RuntimeError::Spawn { .. }
             | RuntimeError::StartTimeout { .. }
             | RuntimeError::Upstream(_) => (StatusCode::BAD_GATEWAY, "ProviderStartError"),

@@ -11,6 +11,7 @@ pub mod app;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod groups;
 pub mod rest;
 pub mod server;
 

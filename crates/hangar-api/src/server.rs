@@ -104,6 +104,16 @@ pub async fn build(opts: &ServerOptions) -> Result<(AppState, HangarConfig), Ser
         .load_stored()
         .await
         .map_err(|e| data_err(e.to_string()))?;
+    for (id, spec) in &config.groups {
+        engine
+            .add_group(id, spec.clone(), ProviderSource::Config)
+            .await
+            .map_err(|e| ServerError::Config(format!("groups.{id}: {e}")))?;
+    }
+    engine
+        .load_stored_groups()
+        .await
+        .map_err(|e| data_err(e.to_string()))?;
     let keys = KeyRing::load(&store)
         .await
         .map_err(|e| data_err(e.to_string()))?;

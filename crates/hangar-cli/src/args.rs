@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Map, Value};
 
 use crate::error::CliError;
+use crate::groups::GroupsCommand;
 
 /// Command line client for Hangar, the MCP gateway.
 #[derive(Debug, Parser)]
@@ -56,6 +57,9 @@ pub enum Command {
     /// Manage providers (the MCP servers Hangar runs).
     #[command(subcommand)]
     Providers(ProvidersCommand),
+    /// Manage groups (load-balanced sets of providers behind one name).
+    #[command(subcommand)]
+    Groups(GroupsCommand),
     /// List every tool the gateway exposes (over MCP).
     Tools,
     /// Call a tool through the gateway: `hangar call TOOL key=value ... [--json '{...}']`.

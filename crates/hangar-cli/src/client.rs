@@ -104,6 +104,12 @@ impl Client {
         self.send(request).await
     }
 
+    /// `PUT /api/<segments>` with a JSON body.
+    pub async fn put(&self, segments: &[&str], body: &Value) -> Result<Value, CliError> {
+        let request = self.authorized(Method::PUT, self.endpoint(&api_path(segments)));
+        self.send(request.json(body)).await
+    }
+
     /// `DELETE /api/<segments>`.
     pub async fn delete(&self, segments: &[&str]) -> Result<Value, CliError> {
         self.send(self.authorized(Method::DELETE, self.endpoint(&api_path(segments))))

@@ -10,7 +10,7 @@ use crate::error::{CliError, EXIT_SERVER};
 use crate::mcp::McpClient;
 use crate::output::{self, print, print_json, render_kv, render_table, rows, summary};
 
-fn connect(cli: &Cli) -> Result<Client, CliError> {
+pub(crate) fn connect(cli: &Cli) -> Result<Client, CliError> {
     let key = resolve_key(cli.key.as_deref(), &cli.data_dir)?;
     Client::new(&cli.url, key)
 }
@@ -20,6 +20,7 @@ pub async fn run(cli: &Cli) -> Result<ExitCode, CliError> {
     let table = cli.output == OutputFormat::Table;
     match &cli.command {
         Command::Providers(command) => providers(cli, command, table).await?,
+        Command::Groups(command) => crate::groups::run(cli, command, table).await?,
         Command::Tools => {
             let client = connect(cli)?;
             let tools = McpClient::new(&client).list_tools().await?;

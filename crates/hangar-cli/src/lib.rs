@@ -6,6 +6,7 @@ pub mod args;
 pub mod client;
 mod commands;
 pub mod error;
+pub mod groups;
 pub mod mcp;
 pub mod output;
 mod serve;

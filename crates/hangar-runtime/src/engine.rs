@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use arc_swap::ArcSwap;
-use hangar_core::{DEFAULT_SEPARATOR, ProviderSpec, validate_provider_id};
+use hangar_core::{CallOutcome, DEFAULT_SEPARATOR, GroupSpec, ProviderSpec, validate_provider_id};
 use hangar_mcp::{Backend, BackendError, CallReport, Catalog, Lease};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::RuntimeError;
+use crate::group::{Group, GroupStatus, GroupTicket};
 use crate::provider::{NoticeSink, Provider, ProviderNotice, ProviderSource, ProviderStatus};
 use crate::store::Store;
 
@@ -38,6 +39,7 @@ impl Default for EngineConfig {
 
 struct Shared {
     providers: RwLock<BTreeMap<String, Arc<Provider>>>,
+    groups: RwLock<BTreeMap<String, Arc<Group>>>,
     catalog: ArcSwap<Catalog>,
     changes: watch::Sender<u64>,
     separator: String,
@@ -67,6 +69,7 @@ impl Engine {
         Self {
             shared: Arc::new(Shared {
                 providers: RwLock::new(BTreeMap::new()),
+                groups: RwLock::new(BTreeMap::new()),
                 catalog: ArcSwap::from_pointee(Catalog::default()),
                 changes,
                 separator: config.tool_separator,
@@ -107,13 +110,61 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Rebuilds the catalog from every provider's listing and tells sessions.
-    fn rebuild_catalog(&self) {
-        let providers: Vec<Arc<Provider>> = self.providers().values().cloned().collect();
-        let listings: Vec<(String, Option<Arc<hangar_mcp::ProviderListing>>)> = providers
+    fn groups(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Group>>> {
+        self.shared
+            .groups
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn groups_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Group>>> {
+        self.shared
+            .groups
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The member providers of `group`, in spec order (`None`: missing).
+    fn members_of(&self, group: &Group) -> Vec<Option<Arc<Provider>>> {
+        let providers = self.providers();
+        group
+            .spec()
+            .members
             .iter()
+            .map(|m| providers.get(&m.provider).cloned())
+            .collect()
+    }
+
+    /// Rebuilds the catalog and tells sessions. A group is listed under its own
+    /// id with its first listed member's tools; group members are reached
+    /// through their group only, not listed on their own.
+    fn rebuild_catalog(&self) {
+        let groups: Vec<Arc<Group>> = self.groups().values().cloned().collect();
+        let member_ids: std::collections::BTreeSet<String> = groups
+            .iter()
+            .flat_map(|g| {
+                g.spec()
+                    .members
+                    .iter()
+                    .map(|m| m.provider.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let providers: Vec<Arc<Provider>> = self.providers().values().cloned().collect();
+        let mut listings: Vec<(String, Option<Arc<hangar_mcp::ProviderListing>>)> = providers
+            .iter()
+            .filter(|p| !member_ids.contains(p.id()))
             .map(|p| (p.id().to_owned(), p.listing()))
             .collect();
+        for g in &groups {
+            let members = self.members_of(g);
+            let listing = if members.is_empty() {
+                Some(Arc::new(hangar_mcp::ProviderListing::default()))
+            } else {
+                members.iter().flatten().find_map(|p| p.listing())
+            };
+            listings.push((g.id().to_owned(), listing));
+        }
         let catalog = Catalog::build(
             listings.iter().map(|(id, l)| (id.as_str(), l.as_deref())),
             &self.shared.separator,
@@ -144,7 +195,7 @@ impl Engine {
     ) -> Result<(), RuntimeError> {
         validate_provider_id(id)?;
         spec.validate(id)?;
-        if self.providers().contains_key(id) {
+        if self.providers().contains_key(id) || self.groups().contains_key(id) {
             return Err(RuntimeError::AlreadyExists(id.to_owned()));
         }
         if source == ProviderSource::Api
@@ -173,6 +224,16 @@ impl Engine {
 
     /// Stops and removes a provider (and its stored definition).
     pub async fn remove_provider(&self, id: &str) -> Result<(), RuntimeError> {
+        if let Some(g) = self
+            .groups()
+            .values()
+            .find(|g| g.spec().member_index(id).is_some())
+        {
+            return Err(RuntimeError::InUse {
+                id: id.to_owned(),
+                why: format!("it is a member of group '{}'", g.id()),
+            });
+        }
         let provider = self
             .providers_mut()
             .remove(id)
@@ -205,6 +266,165 @@ impl Engine {
             }
         }
         Ok(n)
+    }
+
+    /// Adds a group. Its members must exist; API-created groups are persisted first.
+    pub async fn add_group(
+        &self,
+        id: &str,
+        spec: GroupSpec,
+        source: ProviderSource,
+    ) -> Result<(), RuntimeError> {
+        spec.validate(id)?;
+        if self.providers().contains_key(id) || self.groups().contains_key(id) {
+            return Err(RuntimeError::AlreadyExists(id.to_owned()));
+        }
+        self.check_members(&spec)?;
+        if source == ProviderSource::Api
+            && let Some(store) = &self.shared.store
+        {
+            store.put_group(id, &spec).await?;
+        }
+        let group = Group::new(id, spec, source, self.shared.epoch);
+        {
+            let mut map = self.groups_mut();
+            if map.contains_key(id) {
+                return Err(RuntimeError::AlreadyExists(id.to_owned()));
+            }
+            map.insert(id.to_owned(), group);
+        }
+        self.rebuild_catalog();
+        Ok(())
+    }
+
+    fn check_members(&self, spec: &GroupSpec) -> Result<(), RuntimeError> {
+        let providers = self.providers();
+        for m in &spec.members {
+            if !providers.contains_key(&m.provider) {
+                return Err(RuntimeError::NotFound(m.provider.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces a group's spec (breakers of remaining members are kept) and
+    /// persists it (a config-file group becomes API-owned only in memory).
+    pub async fn update_group(&self, id: &str, spec: GroupSpec) -> Result<(), RuntimeError> {
+        spec.validate(id)?;
+        let group = self.group(id)?;
+        self.check_members(&spec)?;
+        if group.source() == ProviderSource::Api
+            && let Some(store) = &self.shared.store
+        {
+            store.put_group(id, &spec).await?;
+        }
+        group.set_spec(spec);
+        self.rebuild_catalog();
+        Ok(())
+    }
+
+    /// Removes a group (its member providers stay).
+    pub async fn remove_group(&self, id: &str) -> Result<(), RuntimeError> {
+        let group = self
+            .groups_mut()
+            .remove(id)
+            .ok_or_else(|| RuntimeError::GroupNotFound(id.to_owned()))?;
+        if group.source() == ProviderSource::Api
+            && let Some(store) = &self.shared.store
+        {
+            store.delete_group(id).await?;
+        }
+        self.rebuild_catalog();
+        Ok(())
+    }
+
+    /// Loads the groups persisted in the store (after the providers).
+    pub async fn load_stored_groups(&self) -> Result<usize, RuntimeError> {
+        let Some(store) = self.shared.store.clone() else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for (id, spec) in store.groups().await? {
+            if self.groups().contains_key(&id) || self.providers().contains_key(&id) {
+                tracing::warn!(group = %id, "stored group shadowed by the config file");
+                continue;
+            }
+            match self.add_group(&id, spec, ProviderSource::Api).await {
+                Ok(()) => n += 1,
+                Err(e) => tracing::warn!(group = %id, error = %e, "skipping stored group"),
+            }
+        }
+        Ok(n)
+    }
+
+    /// One group.
+    pub fn group(&self, id: &str) -> Result<Arc<Group>, RuntimeError> {
+        self.groups()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| RuntimeError::GroupNotFound(id.to_owned()))
+    }
+
+    /// Status of one group.
+    pub fn group_status(&self, id: &str) -> Result<GroupStatus, RuntimeError> {
+        let g = self.group(id)?;
+        Ok(g.status(&self.members_of(&g)))
+    }
+
+    /// Status of every group, by id.
+    pub fn group_statuses(&self) -> Vec<GroupStatus> {
+        let groups: Vec<Arc<Group>> = self.groups().values().cloned().collect();
+        groups
+            .iter()
+            .map(|g| g.status(&self.members_of(g)))
+            .collect()
+    }
+
+    async fn acquire_group(
+        &self,
+        group: Arc<Group>,
+        tried: &[String],
+    ) -> Result<Lease, BackendError> {
+        let members = self.members_of(&group);
+        let spec = group.spec();
+        let mut exclude: Vec<usize> = spec
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| tried.contains(&m.provider))
+            .map(|(i, _)| i)
+            .collect();
+        let mut last_error = None;
+        while let Some(selection) = group.select(&members, &exclude) {
+            let index = selection.index;
+            let Some(Some(provider)) = members.get(index) else {
+                group.record(selection, CallOutcome::CallerError);
+                exclude.push(index);
+                continue;
+            };
+            match provider.acquire().await {
+                Ok(mut lease) => {
+                    let remaining = spec.members.len().saturating_sub(exclude.len() + 1);
+                    let inner = std::mem::replace(&mut lease.guard, Box::new(()));
+                    lease.retryable = remaining > 0;
+                    lease.guard = Box::new(GroupTicket::new(group.clone(), selection, inner));
+                    return Ok(lease);
+                }
+                Err(e) => {
+                    // Never reached the member: count it, try the next one.
+                    tracing::warn!(group = %group.id(), member = %provider.id(), error = %e, "member unavailable; failing over");
+                    group.record(selection, CallOutcome::MemberFailure);
+                    exclude.push(index);
+                    last_error = Some(e.to_string());
+                }
+            }
+        }
+        Err(BackendError::Unavailable {
+            provider: group.id().to_owned(),
+            message: last_error.unwrap_or_else(|| {
+                "no healthy member (circuit breakers open or no members)".into()
+            }),
+        })
     }
 
     /// One provider.
@@ -249,23 +469,34 @@ impl Backend for Engine {
 
     async fn ensure_listed(&self) {
         let catalog = self.catalog();
-        let pending: Vec<Arc<Provider>> = catalog
+        // Each unlisted entry is a list of candidates tried in order until one
+        // lists: the provider itself, or a group's members.
+        let pending: Vec<Vec<Arc<Provider>>> = catalog
             .unlisted()
             .iter()
-            .filter_map(|id| self.providers().get(id).cloned())
+            .map(|id| match self.groups().get(id).cloned() {
+                Some(g) => self.members_of(&g).into_iter().flatten().collect(),
+                None => self.providers().get(id).cloned().into_iter().collect(),
+            })
+            .collect();
+        let starts = pending.into_iter().map(|candidates| async move {
             // A provider that failed to start is left to its restart backoff
             // rather than retried on every list.
-            .filter(|p| p.state() == hangar_core::ProviderState::Cold)
-            .collect();
-        let starts = pending.iter().map(|p| async move {
-            if let Err(e) = p.start().await {
-                tracing::warn!(provider = %p.id(), error = %e, "provider could not be listed");
+            for p in candidates.iter().filter(|p| p.state() == hangar_core::ProviderState::Cold) {
+                match p.start().await {
+                    Ok(()) => return,
+                    Err(e) => tracing::warn!(provider = %p.id(), error = %e, "provider could not be listed"),
+                }
             }
         });
         futures::future::join_all(starts).await;
     }
 
     async fn acquire(&self, provider: &str, tried: &[String]) -> Result<Lease, BackendError> {
+        let group = self.groups().get(provider).cloned();
+        if let Some(group) = group {
+            return self.acquire_group(group, tried).await;
+        }
         if !tried.is_empty() {
             return Err(BackendError::Unavailable {
                 provider: provider.to_owned(),
@@ -288,6 +519,16 @@ impl Backend for Engine {
             .map(ToString::to_string);
         if let Some(p) = self.providers().get(&report.lease.target) {
             p.record_call(failure.as_deref());
+        }
+        if let Some(ticket) = report.lease.guard.downcast_ref::<GroupTicket>() {
+            let outcome = match report.error {
+                Some(e) if e.is_provider_failure() => CallOutcome::MemberFailure,
+                // The caller's or the tool's own error: not the member's fault.
+                Some(_) => CallOutcome::CallerError,
+                None if report.tool_error => CallOutcome::CallerError,
+                None => CallOutcome::Success,
+            };
+            ticket.finish(outcome);
         }
     }
 

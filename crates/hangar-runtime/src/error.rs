@@ -13,6 +13,15 @@ pub enum RuntimeError {
     /// A provider with this id exists already.
     #[error("provider '{0}' already exists")]
     AlreadyExists(String),
+    /// The provider is still used (e.g. a group member).
+    #[error("'{id}' is in use: {why}")]
+    InUse { id: String, why: String },
+    /// No group with this id.
+    #[error("group '{0}' not found")]
+    GroupNotFound(String),
+    /// The group has no such member.
+    #[error("group '{group}' has no member '{member}'")]
+    MemberNotFound { group: String, member: String },
     /// The provider is being removed.
     #[error("provider '{0}' was removed")]
     Removed(String),
@@ -40,9 +49,12 @@ impl RuntimeError {
     /// Where the failure came from.
     pub fn origin(&self) -> ErrorOrigin {
         match self {
-            Self::NotFound(_) | Self::AlreadyExists(_) | Self::InvalidSpec(_) => {
-                ErrorOrigin::Downstream
-            }
+            Self::NotFound(_)
+            | Self::AlreadyExists(_)
+            | Self::InvalidSpec(_)
+            | Self::InUse { .. }
+            | Self::GroupNotFound(_)
+            | Self::MemberNotFound { .. } => ErrorOrigin::Downstream,
             Self::Spawn { .. } | Self::StartTimeout { .. } | Self::Upstream(_) => {
                 ErrorOrigin::Upstream
             }

@@ -4,6 +4,7 @@
 //!   it implements [`hangar_mcp::Backend`].
 //! - [`provider`]: one supervisor per provider (lazy single-flight start,
 //!   health checks, idle shutdown, restart with backoff).
+//! - [`group`]: groups: balancer, circuit breakers, failover.
 //! - [`process`]: subprocesses in their own process group, stderr capture.
 //! - [`logs`]: the bounded stderr ring.
 //! - [`store`]: the SQLite store.
@@ -13,6 +14,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod group;
 pub mod logs;
 pub mod process;
 pub mod provider;
@@ -20,6 +22,7 @@ pub mod store;
 
 pub use engine::{Engine, EngineConfig};
 pub use error::{RuntimeError, StoreError};
+pub use group::{Group, GroupStatus, MemberStatus};
 pub use logs::LogLine;
 pub use provider::{HealthRecord, Provider, ProviderSource, ProviderStatus};
 pub use store::{Store, StoredKey};

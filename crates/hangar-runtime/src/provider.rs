@@ -111,7 +111,7 @@ impl Live {
 }
 
 /// Milliseconds since `epoch`, as the core's [`Timestamp`].
-fn millis_since(epoch: Instant) -> Timestamp {
+pub(crate) fn millis_since(epoch: Instant) -> Timestamp {
     Timestamp(u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX))
 }
 
@@ -207,6 +207,17 @@ impl Provider {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Whether calls may be routed here (not removed). A dead provider counts:
+    /// a call starts it again, and a group's circuit breaker limits retries.
+    pub fn is_available(&self) -> bool {
+        !self.shutdown.is_cancelled()
+    }
+
+    /// Calls in flight, for `least_connections`.
+    pub(crate) fn in_flight_u32(&self) -> u32 {
+        u32::try_from(self.in_flight.load(Ordering::Relaxed)).unwrap_or(u32::MAX)
     }
 
     /// Current lifecycle state.

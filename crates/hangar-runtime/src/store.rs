@@ -8,13 +8,18 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use hangar_core::ProviderSpec;
+use hangar_core::{GroupSpec, ProviderSpec};
 use rusqlite::{Connection, params};
 
 use crate::error::StoreError;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS providers (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS groups (
     id TEXT PRIMARY KEY,
     spec TEXT NOT NULL,
     created_at TEXT NOT NULL
@@ -68,6 +73,22 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredKey> {
     })
 }
 
+/// Tables holding specs as JSON (never user input in the SQL text).
+#[derive(Clone, Copy)]
+enum Table {
+    Providers,
+    Groups,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Providers => "providers",
+            Self::Groups => "groups",
+        }
+    }
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -107,14 +128,21 @@ impl Store {
         .map_err(|e| StoreError::Join(e.to_string()))?
     }
 
-    /// Saves (inserts or replaces) a provider created over the API.
-    pub async fn put_provider(&self, id: &str, spec: &ProviderSpec) -> Result<(), StoreError> {
+    async fn put_spec<T: serde::Serialize>(
+        &self,
+        table: Table,
+        id: &str,
+        spec: &T,
+    ) -> Result<(), StoreError> {
         let id = id.to_owned();
         let json = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.run(move |c| {
             c.execute(
-                "INSERT INTO providers (id, spec, created_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(id) DO UPDATE SET spec = excluded.spec",
+                &format!(
+                    "INSERT INTO {} (id, spec, created_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(id) DO UPDATE SET spec = excluded.spec",
+                    table.name()
+                ),
                 params![id, json, crate::now_rfc3339()],
             )?;
             Ok(())
@@ -122,29 +150,68 @@ impl Store {
         .await
     }
 
-    /// Deletes a stored provider; true if it existed.
-    pub async fn delete_provider(&self, id: &str) -> Result<bool, StoreError> {
+    async fn delete_spec(&self, table: Table, id: &str) -> Result<bool, StoreError> {
         let id = id.to_owned();
-        self.run(move |c| Ok(c.execute("DELETE FROM providers WHERE id = ?1", params![id])? > 0))
-            .await
+        self.run(move |c| {
+            Ok(c.execute(
+                &format!("DELETE FROM {} WHERE id = ?1", table.name()),
+                params![id],
+            )? > 0)
+        })
+        .await
     }
 
-    /// All stored providers, by id.
-    pub async fn providers(&self) -> Result<Vec<(String, ProviderSpec)>, StoreError> {
-        self.run(|c| {
-            let mut stmt = c.prepare("SELECT id, spec FROM providers ORDER BY id")?;
+    async fn specs<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        table: Table,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        self.run(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT id, spec FROM {} ORDER BY id",
+                table.name()
+            ))?;
             let rows =
                 stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
             let mut out = Vec::new();
             for row in rows {
                 let (id, json) = row?;
                 let spec = serde_json::from_str(&json)
-                    .map_err(|e| StoreError::Corrupt(format!("provider {id}: {e}")))?;
+                    .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", table.name())))?;
                 out.push((id, spec));
             }
             Ok(out)
         })
         .await
+    }
+
+    /// Saves (inserts or replaces) a provider created over the API.
+    pub async fn put_provider(&self, id: &str, spec: &ProviderSpec) -> Result<(), StoreError> {
+        self.put_spec(Table::Providers, id, spec).await
+    }
+
+    /// Deletes a stored provider; true if it existed.
+    pub async fn delete_provider(&self, id: &str) -> Result<bool, StoreError> {
+        self.delete_spec(Table::Providers, id).await
+    }
+
+    /// All stored providers, by id.
+    pub async fn providers(&self) -> Result<Vec<(String, ProviderSpec)>, StoreError> {
+        self.specs(Table::Providers).await
+    }
+
+    /// Saves (inserts or replaces) a group created or changed over the API.
+    pub async fn put_group(&self, id: &str, spec: &GroupSpec) -> Result<(), StoreError> {
+        self.put_spec(Table::Groups, id, spec).await
+    }
+
+    /// Deletes a stored group; true if it existed.
+    pub async fn delete_group(&self, id: &str) -> Result<bool, StoreError> {
+        self.delete_spec(Table::Groups, id).await
+    }
+
+    /// All stored groups, by id.
+    pub async fn groups(&self) -> Result<Vec<(String, GroupSpec)>, StoreError> {
+        self.specs(Table::Groups).await
     }
 
     /// Stores a new API key.
