@@ -236,6 +236,57 @@ async fn breaker_opens_half_opens_and_closes_and_caller_errors_never_trip_it() {
     assert_eq!(g["members"][0]["circuit_breaker_state"], "closed", "{g}");
     assert_eq!(g["state"], "healthy", "{g}");
     assert_eq!(who(&client, "pool").await.unwrap(), "primary");
+
+    // Breaker and provider changes are stored domain events, in order.
+    drop(client);
+    let mut server = server;
+    server.stop();
+    let db = rusqlite::Connection::open(server.data_dir.join("hangar.db")).unwrap();
+    let mut stmt = db
+        .prepare(
+            "SELECT version, payload FROM events WHERE stream_id = 'group:pool'
+             AND event_type = 'CircuitBreakerStateChanged' ORDER BY position",
+        )
+        .unwrap();
+    let rows: Vec<(i64, Value)> = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                serde_json::from_str(&r.get::<_, String>(1)?).unwrap(),
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let changes: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|(_, p)| {
+            (
+                p["member_id"].as_str().unwrap().to_owned(),
+                p["from"].as_str().unwrap().to_owned(),
+                p["to"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("primary", "closed", "open"),
+        ("primary", "open", "half_open"),
+        ("primary", "half_open", "closed"),
+    ]
+    .iter()
+    .map(|(m, f, t)| ((*m).to_owned(), (*f).to_owned(), (*t).to_owned()))
+    .collect();
+    assert_eq!(changes, expected);
+    let versions: Vec<i64> = rows.iter().map(|(v, _)| *v).collect();
+    assert_eq!(versions, vec![1, 2, 3]);
+    let provider_events: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE stream_id = 'provider:primary' AND event_type = 'ProviderStateChanged'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(provider_events >= 4, "{provider_events}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

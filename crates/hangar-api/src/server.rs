@@ -93,6 +93,7 @@ pub async fn build(opts: &ServerOptions) -> Result<(AppState, HangarConfig), Ser
         tool_separator: config.server.tool_separator.clone(),
         log_capacity: config.server.max_log_lines,
         store: Some(store.clone()),
+        events: Some(hangar_runtime::EventBus::new(Some(store.clone())).await),
     });
     for (id, spec) in &config.providers {
         engine

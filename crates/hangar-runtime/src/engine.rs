@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::RuntimeError;
+use crate::events::EventBus;
 use crate::group::{Group, GroupStatus, GroupTicket};
 use crate::provider::{NoticeSink, Provider, ProviderNotice, ProviderSource, ProviderStatus};
 use crate::store::Store;
@@ -25,6 +26,8 @@ pub struct EngineConfig {
     pub log_capacity: usize,
     /// Where providers created over the API are persisted (none: in memory only).
     pub store: Option<Store>,
+    /// Where domain events go (none: an in-memory bus).
+    pub events: Option<EventBus>,
 }
 
 impl Default for EngineConfig {
@@ -33,6 +36,7 @@ impl Default for EngineConfig {
             tool_separator: DEFAULT_SEPARATOR.to_owned(),
             log_capacity: 1000,
             store: None,
+            events: None,
         }
     }
 }
@@ -45,6 +49,7 @@ struct Shared {
     separator: String,
     log_capacity: usize,
     store: Option<Store>,
+    events: EventBus,
     epoch: Instant,
     started_wall: std::time::Instant,
     calls_total: AtomicU64,
@@ -75,11 +80,17 @@ impl Engine {
                 separator: config.tool_separator,
                 log_capacity: config.log_capacity,
                 store: config.store,
+                events: config.events.unwrap_or_else(EventBus::in_memory),
                 epoch: Instant::now(),
                 started_wall: std::time::Instant::now(),
                 calls_total: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// The domain event bus.
+    pub fn events(&self) -> &EventBus {
+        &self.shared.events
     }
 
     /// The store, if any.
@@ -89,9 +100,20 @@ impl Engine {
 
     fn notice_sink(&self) -> NoticeSink {
         let weak = Arc::downgrade(&self.shared);
-        Arc::new(move |_id: &str, notice: ProviderNotice| {
-            if let (ProviderNotice::ListingChanged, Some(shared)) = (notice, weak.upgrade()) {
-                Engine { shared }.rebuild_catalog();
+        Arc::new(move |id: &str, notice: ProviderNotice| {
+            let Some(shared) = weak.upgrade() else { return };
+            match notice {
+                ProviderNotice::ListingChanged => Engine { shared }.rebuild_catalog(),
+                ProviderNotice::StateChanged(t) => shared.events.emit(
+                    format!("provider:{id}"),
+                    "ProviderStateChanged",
+                    serde_json::json!({
+                        "provider_id": id,
+                        "from": t.from,
+                        "to": t.to,
+                        "reason": t.reason,
+                    }),
+                ),
             }
         })
     }
@@ -169,14 +191,23 @@ impl Engine {
             listings.iter().map(|(id, l)| (id.as_str(), l.as_deref())),
             &self.shared.separator,
         );
-        for c in catalog.tool_collisions() {
-            tracing::warn!(exposed = %c.exposed, tools = ?c.tools, "tool name collision; names disambiguated");
-        }
-        for c in catalog.resource_collisions() {
-            tracing::warn!(uri = %c.uri, providers = ?c.providers, "resource served by several providers; the first one wins");
-        }
         let old = self.shared.catalog.swap(Arc::new(catalog));
         let new = self.shared.catalog.load();
+        // Report each collision once, when it appears.
+        for c in new
+            .tool_collisions()
+            .iter()
+            .filter(|c| !old.tool_collisions().contains(c))
+        {
+            tracing::warn!(exposed = %c.exposed, tools = ?c.tools, "tool name collision; names disambiguated");
+        }
+        for c in new
+            .resource_collisions()
+            .iter()
+            .filter(|c| !old.resource_collisions().contains(c))
+        {
+            tracing::warn!(uri = %c.uri, providers = ?c.providers, "resource served by several providers; the first one wins");
+        }
         if old.tools() != new.tools()
             || old.prompts() != new.prompts()
             || old.resources() != new.resources()
@@ -285,7 +316,13 @@ impl Engine {
         {
             store.put_group(id, &spec).await?;
         }
-        let group = Group::new(id, spec, source, self.shared.epoch);
+        let group = Group::new(
+            id,
+            spec,
+            source,
+            self.shared.epoch,
+            self.shared.events.clone(),
+        );
         {
             let mut map = self.groups_mut();
             if map.contains_key(id) {
@@ -459,6 +496,7 @@ impl Engine {
     pub async fn shutdown(&self) {
         let providers: Vec<Arc<Provider>> = self.providers().values().cloned().collect();
         futures::future::join_all(providers.iter().map(|p| p.shutdown())).await;
+        self.shared.events.flush().await;
     }
 }
 

@@ -14,6 +14,7 @@ use hangar_core::{
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::events::EventBus;
 use crate::provider::{Provider, ProviderSource};
 
 /// A point-in-time view of one member.
@@ -70,6 +71,7 @@ pub struct Group {
     epoch: Instant,
     random: std::collections::hash_map::RandomState,
     counter: std::sync::atomic::AtomicU64,
+    events: EventBus,
 }
 
 impl std::fmt::Debug for Group {
@@ -86,6 +88,7 @@ impl Group {
         spec: GroupSpec,
         source: ProviderSource,
         epoch: Instant,
+        events: EventBus,
     ) -> Arc<Self> {
         Arc::new(Self {
             id: id.to_owned(),
@@ -95,6 +98,7 @@ impl Group {
             epoch,
             random: std::collections::hash_map::RandomState::new(),
             counter: std::sync::atomic::AtomicU64::new(0),
+            events,
         })
     }
 
@@ -174,6 +178,17 @@ impl Group {
             to = %t.to,
             consecutive_failures = t.consecutive_failures,
             "circuit breaker changed"
+        );
+        self.events.emit(
+            format!("group:{}", self.id),
+            "CircuitBreakerStateChanged",
+            serde_json::json!({
+                "group_id": self.id,
+                "member_id": member,
+                "from": t.from,
+                "to": t.to,
+                "consecutive_failures": t.consecutive_failures,
+            }),
         );
     }
 

@@ -4,6 +4,7 @@
 //!   it implements [`hangar_mcp::Backend`].
 //! - [`provider`]: one supervisor per provider (lazy single-flight start,
 //!   health checks, idle shutdown, restart with backoff).
+//! - [`events`]: domain events, batched to the store off the call path.
 //! - [`group`]: groups: balancer, circuit breakers, failover.
 //! - [`process`]: subprocesses in their own process group, stderr capture.
 //! - [`logs`]: the bounded stderr ring.
@@ -14,6 +15,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod group;
 pub mod logs;
 pub mod process;
@@ -22,6 +24,7 @@ pub mod store;
 
 pub use engine::{Engine, EngineConfig};
 pub use error::{RuntimeError, StoreError};
+pub use events::{DomainEvent, EventBus};
 pub use group::{Group, GroupStatus, MemberStatus};
 pub use logs::LogLine;
 pub use provider::{HealthRecord, Provider, ProviderSource, ProviderStatus};

@@ -24,6 +24,15 @@ CREATE TABLE IF NOT EXISTS groups (
     spec TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS events (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    time TEXT NOT NULL,
+    UNIQUE (stream_id, version)
+);
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id TEXT PRIMARY KEY,
     principal_id TEXT NOT NULL,
@@ -212,6 +221,52 @@ impl Store {
     /// All stored groups, by id.
     pub async fn groups(&self) -> Result<Vec<(String, GroupSpec)>, StoreError> {
         self.specs(Table::Groups).await
+    }
+
+    /// Appends events in one transaction (append-only; never updated).
+    pub async fn append_events(
+        &self,
+        events: Vec<crate::events::DomainEvent>,
+    ) -> Result<(), StoreError> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO events (stream_id, version, event_type, payload, time)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for e in &events {
+                    stmt.execute(params![
+                        e.stream_id,
+                        i64::try_from(e.version).unwrap_or(i64::MAX),
+                        e.event_type,
+                        e.payload.to_string(),
+                        e.time
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The latest version of every stream.
+    pub async fn stream_versions(
+        &self,
+    ) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+        self.run(|c| {
+            let mut stmt =
+                c.prepare("SELECT stream_id, MAX(version) FROM events GROUP BY stream_id")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            let mut out = std::collections::HashMap::new();
+            for row in rows {
+                let (id, v) = row?;
+                out.insert(id, u64::try_from(v).unwrap_or(0));
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// Stores a new API key.

@@ -1,0 +1,149 @@
+//! Domain events: provider state changes and circuit breaker changes, each
+//! on its stream (`provider:<id>`, `group:<id>`) with a per-stream version.
+//!
+//! Emitting never blocks and never touches the database: events go through a
+//! channel to one writer task that appends them in batches (one transaction
+//! per batch) to the store's append-only `events` table. Live subscribers get
+//! them from a broadcast channel.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::store::Store;
+
+/// Largest batch written in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// One domain event.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DomainEvent {
+    /// `provider:<id>` or `group:<id>`.
+    pub stream_id: String,
+    /// Position within the stream, from 1.
+    pub version: u64,
+    /// e.g. `ProviderStateChanged`, `CircuitBreakerStateChanged`.
+    pub event_type: &'static str,
+    /// Event data.
+    pub payload: Value,
+    /// RFC 3339.
+    pub time: String,
+}
+
+enum Msg {
+    Event(DomainEvent),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Where domain events go; cheap to clone.
+#[derive(Clone)]
+pub struct EventBus {
+    versions: Arc<Mutex<HashMap<String, u64>>>,
+    writer: Option<mpsc::UnboundedSender<Msg>>,
+    live: broadcast::Sender<DomainEvent>,
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus").finish_non_exhaustive()
+    }
+}
+
+impl EventBus {
+    /// A bus that persists to `store` (if any). Stream versions continue from
+    /// what the store holds. Must be called inside a tokio runtime.
+    pub async fn new(store: Option<Store>) -> Self {
+        let live = Self::in_memory().live;
+        let mut versions = HashMap::new();
+        let writer = match store {
+            Some(store) => {
+                match store.stream_versions().await {
+                    Ok(v) => versions = v,
+                    Err(e) => tracing::warn!(error = %e, "could not read event stream versions"),
+                }
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(write_batches(store, rx));
+                Some(tx)
+            }
+            None => None,
+        };
+        Self {
+            versions: Arc::new(Mutex::new(versions)),
+            writer,
+            live,
+        }
+    }
+
+    /// A bus that keeps nothing (live subscribers only).
+    pub fn in_memory() -> Self {
+        Self {
+            versions: Arc::new(Mutex::new(HashMap::new())),
+            writer: None,
+            live: broadcast::channel(1024).0,
+        }
+    }
+
+    /// Records an event on `stream_id` (never blocks).
+    pub fn emit(&self, stream_id: String, event_type: &'static str, payload: Value) {
+        let version = {
+            let mut v = crate::lock(&self.versions);
+            let n = v.entry(stream_id.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let event = DomainEvent {
+            stream_id,
+            version,
+            event_type,
+            payload,
+            time: crate::now_rfc3339(),
+        };
+        let _ = self.live.send(event.clone());
+        if let Some(w) = &self.writer
+            && w.send(Msg::Event(event)).is_err()
+        {
+            tracing::warn!("event writer stopped; event not stored");
+        }
+    }
+
+    /// Waits until every event emitted so far is stored.
+    pub async fn flush(&self) {
+        if let Some(w) = &self.writer {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if w.send(Msg::Flush(tx)).is_ok() {
+                let _ = rx.await;
+            }
+        }
+    }
+
+    /// Live events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<DomainEvent> {
+        self.live.subscribe()
+    }
+}
+
+async fn write_batches(store: Store, mut rx: mpsc::UnboundedReceiver<Msg>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut events = Vec::with_capacity(batch.len());
+        let mut flushes = Vec::new();
+        for m in batch.drain(..) {
+            match m {
+                Msg::Event(e) => events.push(e),
+                Msg::Flush(done) => flushes.push(done),
+            }
+        }
+        let n = events.len();
+        if n > 0
+            && let Err(e) = store.append_events(events).await
+        {
+            tracing::error!(error = %e, events = n, "could not store domain events");
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
