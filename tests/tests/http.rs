@@ -214,6 +214,44 @@ async fn provider_lifecycle_over_rest_persists_across_restarts() {
         assert!(v["message"].as_str().unwrap().contains("lines"), "{v}");
     }
 
+    // Update: env applies at the next start (restart_required while running).
+    let r = server
+        .api(Method::PUT, "/providers/made")
+        .json(&json!({"description": "updated", "env": {"GREETING": "changed"}, "idle_ttl_s": 600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"provider_id": "made", "updated": true, "restart_required": true, "persisted": true})
+    );
+    for (bad, status) in [
+        (json!({"env": {"A=B": "x"}}), 422),
+        (json!({"idle_ttl_s": -1}), 422),
+        (json!({"bogus": 1}), 422),
+    ] {
+        let r = server
+            .api(Method::PUT, "/providers/made")
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{bad}");
+        assert_error_shape(&r.json().await.unwrap(), status);
+    }
+    let r = server
+        .api(Method::PUT, "/providers/nope")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let (_, detail) = server.get_json("/providers/made").await;
+    assert_eq!(detail["description"], "updated");
+    assert_eq!(detail["configuration"]["idle_ttl_s"], 600);
+    assert_eq!(detail["configuration"]["env"]["GREETING"], "<redacted>");
+
     let r = server
         .api(Method::POST, "/providers/made/stop")
         .json(&json!({"reason": "test"}))
@@ -234,10 +272,28 @@ async fn provider_lifecycle_over_rest_persists_across_restarts() {
     let (status, _) = server.get_json("/no/such/route").await;
     assert_eq!(status, 404);
 
-    // Created over REST: survives a restart and a kill -9.
+    // Created over REST: survives a restart and a kill -9, updates included.
     server.restart().await;
-    let (status, _) = server.get_json("/providers/made").await;
+    let (status, v) = server.get_json("/providers/made").await;
     assert_eq!(status, 200);
+    assert_eq!(v["description"], "updated");
+    let out = Command::new(bin("hangar"))
+        .args([
+            "--url",
+            &server.url,
+            "--key",
+            ADMIN_KEY,
+            "call",
+            "made__env",
+            "name=GREETING",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "changed",
+        "{out:?}"
+    );
     server.kill_and_restart().await;
     let (status, v) = server.get_json("/providers/made").await;
     assert_eq!(status, 200, "{v}");
@@ -393,6 +449,29 @@ async fn cli_drives_the_server() {
     let fixture = bin("hangar-fixture").display().to_string();
     let out = cli(&server, &["providers", "add", "extra", "--", &fixture]);
     assert!(out.status.success(), "{out:?}");
+    let out = cli(
+        &server,
+        &[
+            "--output",
+            "json",
+            "providers",
+            "update",
+            "extra",
+            "--description",
+            "via CLI",
+            "--env",
+            "K=V",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["updated"], true);
+    let out = cli(&server, &["providers", "update", "extra"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "nothing to update is a usage error"
+    );
     let out = cli(&server, &["providers", "start", "extra"]);
     assert!(out.status.success(), "{out:?}");
     let out = cli(&server, &["providers", "stop", "extra"]);

@@ -195,7 +195,9 @@ pub fn api_routes(engine: Engine) -> Router {
         )
         .route(
             "/providers/{provider_id}",
-            get(rest::get_provider).delete(rest::delete_provider),
+            get(rest::get_provider)
+                .put(rest::update_provider)
+                .delete(rest::delete_provider),
         )
         .route("/providers/{provider_id}/start", post(rest::start_provider))
         .route("/providers/{provider_id}/stop", post(rest::stop_provider))

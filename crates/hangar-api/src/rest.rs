@@ -72,6 +72,44 @@ pub async fn create_provider(
     ))
 }
 
+/// `PUT /api/providers/{id}` body (all optional).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProvider {
+    description: Option<String>,
+    env: Option<BTreeMap<String, String>>,
+    idle_ttl_s: Option<u64>,
+    health_check_interval_s: Option<u64>,
+}
+
+pub async fn update_provider(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateProvider>,
+) -> Result<Json<Value>, ApiError> {
+    let p = engine.provider(&id)?;
+    let mut spec = (*p.spec()).clone();
+    if let Some(d) = body.description {
+        spec.description = Some(d);
+    }
+    if let Some(env) = body.env {
+        spec.env = env;
+    }
+    if let Some(t) = body.idle_ttl_s {
+        spec.idle_ttl_s = t;
+    }
+    if let Some(t) = body.health_check_interval_s {
+        spec.health_check_interval_s = t;
+    }
+    let restart_required = engine.update_provider(&id, spec).await?;
+    Ok(Json(json!({
+        "provider_id": id,
+        "updated": true,
+        "restart_required": restart_required,
+        "persisted": p.source() == ProviderSource::Api,
+    })))
+}
+
 fn redacted_spec(spec: &ProviderSpec) -> Value {
     let mut v = serde_json::to_value(spec).unwrap_or(Value::Null);
     if let Some(env) = v.get_mut("env").and_then(Value::as_object_mut) {

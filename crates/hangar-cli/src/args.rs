@@ -94,6 +94,9 @@ pub enum ProvidersCommand {
     Get { id: String },
     /// Register a provider: `hangar providers add time -- python -m mcp_server_time`.
     Add(AddArgs),
+    /// Change a provider's description, env (replaced whole), idle TTL or
+    /// health-check interval; env changes apply at its next start.
+    Update(UpdateArgs),
     /// Stop and remove a provider.
     #[command(visible_alias = "rm")]
     Remove { id: String },
@@ -197,19 +200,9 @@ impl AddArgs {
             body.insert("command".into(), Value::from(argv.to_vec()));
         }
         if !self.env.is_empty() {
-            let env = parse_env_pairs(&self.env)?;
-            let env: Map<String, Value> = env
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect();
-            body.insert("env".into(), Value::Object(env));
+            insert_env(&mut body, &self.env)?;
         }
-        if let Some(ttl) = self.idle_ttl {
-            body.insert("idle_ttl_s".into(), Value::from(ttl));
-        }
-        if let Some(interval) = self.health_check_interval {
-            body.insert("health_check_interval_s".into(), Value::from(interval));
-        }
+        insert_timers(&mut body, self.idle_ttl, self.health_check_interval);
         for (key, value) in [
             ("description", &self.description),
             ("image", &self.image),
@@ -218,6 +211,67 @@ impl AddArgs {
             if let Some(value) = value {
                 body.insert(key.into(), Value::from(value.as_str()));
             }
+        }
+        Ok(Value::Object(body))
+    }
+}
+
+fn insert_env(body: &mut Map<String, Value>, pairs: &[String]) -> Result<(), CliError> {
+    let env: Map<String, Value> = parse_env_pairs(pairs)?
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    body.insert("env".into(), Value::Object(env));
+    Ok(())
+}
+
+fn insert_timers(body: &mut Map<String, Value>, idle_ttl: Option<u64>, health: Option<u64>) {
+    if let Some(ttl) = idle_ttl {
+        body.insert("idle_ttl_s".into(), Value::from(ttl));
+    }
+    if let Some(interval) = health {
+        body.insert("health_check_interval_s".into(), Value::from(interval));
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Provider id.
+    pub id: String,
+    /// Environment variable, KEY=VALUE (repeatable); replaces the whole env.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Remove every environment variable.
+    #[arg(long, conflicts_with = "env")]
+    pub clear_env: bool,
+    /// Seconds without calls before the provider is stopped.
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_ttl: Option<u64>,
+    /// Seconds between health checks.
+    #[arg(long, value_name = "SECONDS")]
+    pub health_check_interval: Option<u64>,
+    /// Human-readable description.
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+impl UpdateArgs {
+    /// The `PUT /api/providers/{id}` body; an error if nothing would change.
+    pub fn to_body(&self) -> Result<Value, CliError> {
+        let mut body = Map::new();
+        if self.clear_env {
+            body.insert("env".into(), Value::Object(Map::new()));
+        } else if !self.env.is_empty() {
+            insert_env(&mut body, &self.env)?;
+        }
+        insert_timers(&mut body, self.idle_ttl, self.health_check_interval);
+        if let Some(d) = &self.description {
+            body.insert("description".into(), Value::from(d.as_str()));
+        }
+        if body.is_empty() {
+            return Err(CliError::Usage(
+                "nothing to update: give --env, --clear-env, --idle-ttl, --health-check-interval or --description".into(),
+            ));
         }
         Ok(Value::Object(body))
     }

@@ -180,3 +180,34 @@ fn global_flags_work_after_the_subcommand() {
         matches!(cli.command, Command::Providers(ProvidersCommand::List { state: Some(ref s) }) if s == "ready")
     );
 }
+
+#[test]
+fn providers_update_body() {
+    use clap::Parser;
+    let cli = crate::args::Cli::try_parse_from([
+        "hangar",
+        "providers",
+        "update",
+        "p",
+        "--env",
+        "A=1",
+        "--idle-ttl",
+        "60",
+    ])
+    .expect("parses");
+    let crate::args::Command::Providers(crate::args::ProvidersCommand::Update(u)) = cli.command
+    else {
+        panic!("not an update");
+    };
+    assert_eq!(
+        u.to_body().expect("body"),
+        serde_json::json!({"env": {"A": "1"}, "idle_ttl_s": 60})
+    );
+    let cli =
+        crate::args::Cli::try_parse_from(["hangar", "providers", "update", "p"]).expect("parses");
+    let crate::args::Command::Providers(crate::args::ProvidersCommand::Update(u)) = cli.command
+    else {
+        panic!("not an update");
+    };
+    assert!(u.to_body().is_err());
+}

@@ -66,8 +66,9 @@ pub async fn run(cli: &Cli) -> Result<ExitCode, CliError> {
 
 async fn providers(cli: &Cli, command: &ProvidersCommand, table: bool) -> Result<(), CliError> {
     // Check what can be checked locally before looking for a key or a server.
-    let add_body = match command {
+    let request_body = match command {
         ProvidersCommand::Add(add) => Some(add.to_body()?),
+        ProvidersCommand::Update(update) => Some(update.to_body()?),
         _ => None,
     };
     let client = connect(cli)?;
@@ -84,13 +85,19 @@ async fn providers(cli: &Cli, command: &ProvidersCommand, table: bool) -> Result
             (response, human)
         }
         ProvidersCommand::Add(add) => {
-            let body = add_body.unwrap_or(Value::Null);
+            let body = request_body.unwrap_or(Value::Null);
             let response = client.post(&["providers"], Some(&body)).await?;
             let id = response
                 .get("provider_id")
                 .and_then(Value::as_str)
                 .unwrap_or(&add.id);
             let human = format!("provider '{id}' created\n");
+            (response, human)
+        }
+        ProvidersCommand::Update(update) => {
+            let body = request_body.unwrap_or(Value::Null);
+            let response = client.put(&["providers", &update.id], &body).await?;
+            let human = render_kv(&response);
             (response, human)
         }
         ProvidersCommand::Remove { id } => {

@@ -279,6 +279,35 @@ impl Engine {
         Ok(())
     }
 
+    /// Replaces a provider's spec (validated; persisted for API providers).
+    /// Returns whether the running process must restart to pick it up: env,
+    /// command and the like apply at the next start; idle TTL, health-check
+    /// interval, timeouts and description apply at once.
+    pub async fn update_provider(
+        &self,
+        id: &str,
+        spec: ProviderSpec,
+    ) -> Result<bool, RuntimeError> {
+        spec.validate(id)?;
+        let provider = self.provider(id)?;
+        if provider.source() == ProviderSource::Api
+            && let Some(store) = &self.shared.store
+        {
+            store.put_provider(id, &spec).await?;
+        }
+        let old = provider.spec();
+        let restart_required = provider.state().is_running()
+            && (old.mode != spec.mode
+                || old.command != spec.command
+                || old.cwd != spec.cwd
+                || old.env != spec.env
+                || old.image != spec.image
+                || old.endpoint != spec.endpoint
+                || old.headers != spec.headers);
+        provider.set_spec(spec);
+        Ok(restart_required)
+    }
+
     /// Loads the providers persisted in the store.
     pub async fn load_stored(&self) -> Result<usize, RuntimeError> {
         let Some(store) = self.shared.store.clone() else {
