@@ -492,3 +492,86 @@ async fn cli_drives_the_server() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_invocation_history_is_recorded_paged_and_bounded() {
+    let server = Server::start(&fixture_config("fx", "server:\n  history_retention: 5\n")).await;
+    let call = |args: &[&str]| {
+        Command::new(bin("hangar"))
+            .args(["--url", &server.url, "--key", ADMIN_KEY, "call"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(call(&["fx__add", "a=2", "b=3"]).status.success());
+    assert_eq!(call(&["fx__test_error_handling"]).status.code(), Some(1));
+    assert!(call(&["fx__echo", "text=secret-value"]).status.success());
+
+    let (status, h) = server.get_json("/providers/fx/tools/history").await;
+    assert_eq!(status, 200, "{h}");
+    assert_eq!(h["total"], 3, "{h}");
+    let records = h["history"].as_array().unwrap();
+    let tools: Vec<&str> = records
+        .iter()
+        .map(|r| r["tool"].as_str().unwrap())
+        .collect();
+    assert_eq!(tools, vec!["add", "test_error_handling", "echo"]);
+    let outcomes: Vec<&str> = records
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, vec!["success", "tool_error", "success"]);
+    assert!(records.iter().all(|r| r["principal"] == "admin"));
+    assert!(records[2]["arguments_bytes"].as_u64().unwrap() > 0);
+    assert!(
+        !h.to_string().contains("secret-value"),
+        "argument values are never stored"
+    );
+
+    // Paged by store position.
+    let first = records[0]["position"].as_u64().unwrap();
+    let (_, page) = server
+        .get_json(&format!(
+            "/providers/fx/tools/history?from_position={first}&limit=1"
+        ))
+        .await;
+    assert_eq!(page["history"].as_array().unwrap().len(), 1);
+    assert_eq!(page["history"][0]["tool"], "test_error_handling");
+    for bad in ["limit=0", "limit=501", "from_position=-1", "limit=x"] {
+        let (status, v) = server
+            .get_json(&format!("/providers/fx/tools/history?{bad}"))
+            .await;
+        assert_eq!(status, 422, "{bad}");
+        let name = bad.split('=').next().unwrap();
+        assert!(v["message"].as_str().unwrap().contains(name), "{v}");
+    }
+    let (status, _) = server.get_json("/providers/nope/tools/history").await;
+    assert_eq!(status, 404);
+
+    // Bounded: retention 5 keeps the newest 5.
+    for i in 0..6 {
+        assert!(call(&["fx__echo", &format!("text=n{i}")]).status.success());
+    }
+    let (_, h) = server
+        .get_json("/providers/fx/tools/history?limit=500")
+        .await;
+    assert_eq!(h["total"], 5, "{h}");
+    assert_eq!(h["history"].as_array().unwrap().len(), 5);
+
+    let out = Command::new(bin("hangar"))
+        .args([
+            "--url",
+            &server.url,
+            "--key",
+            ADMIN_KEY,
+            "providers",
+            "history",
+            "fx",
+            "-n",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("POSITION"));
+}

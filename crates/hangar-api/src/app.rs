@@ -208,6 +208,10 @@ pub fn api_routes(engine: Engine) -> Router {
         )
         .route("/providers/{provider_id}/logs", get(rest::provider_logs))
         .route(
+            "/providers/{provider_id}/tools/history",
+            get(rest::provider_history),
+        )
+        .route(
             "/groups",
             get(groups::list_groups).post(groups::create_group),
         )

@@ -201,6 +201,8 @@ pub async fn require_key(State(ring): State<KeyRing>, mut req: Request, next: Ne
     };
     match ring.authenticate(token.trim()) {
         Ok(principal) => {
+            req.extensions_mut()
+                .insert(hangar_mcp::CallerId(principal.id.clone()));
             req.extensions_mut().insert(principal);
             next.run(req).await
         }

@@ -266,21 +266,64 @@ pub async fn provider_logs(
     Path(id): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let lines = match q.lines.as_deref() {
-        None => 100,
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=1000).contains(&n) => n,
-            _ => {
-                return Err(ApiError::validation(format!(
-                    "lines: must be an integer between 1 and 1000 (got '{s}')"
-                )));
-            }
-        },
-    };
+    let lines =
+        usize::try_from(ranged("lines", q.lines.as_deref(), 100, 1..=1000)?).unwrap_or(1000);
     let p = engine.provider(&id)?;
     let logs = p.logs(lines);
     Ok(Json(
         json!({ "logs": logs, "provider_id": id, "count": logs.len() }),
+    ))
+}
+
+/// `GET /api/providers/{id}/tools/history?limit=&from_position=`.
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    limit: Option<String>,
+    from_position: Option<String>,
+}
+
+fn ranged(
+    name: &str,
+    value: Option<&str>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(s) => match s.parse::<u64>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(ApiError::validation(format!(
+                "{name}: must be an integer between {} and {} (got '{s}')",
+                range.start(),
+                range.end()
+            ))),
+        },
+    }
+}
+
+pub async fn provider_history(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = ranged("limit", q.limit.as_deref(), 100, 1..=500)?;
+    let from = ranged("from_position", q.from_position.as_deref(), 0, 0..=u64::MAX)?;
+    let (records, total) = engine
+        .tool_history(&id, from, usize::try_from(limit).unwrap_or(500))
+        .await?;
+    let history: Vec<Value> = records
+        .into_iter()
+        .map(|e| {
+            let mut v = e.payload;
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("position".into(), json!(e.position));
+                obj.insert("timestamp".into(), json!(e.time));
+            }
+            v
+        })
+        .collect();
+    Ok(Json(
+        json!({ "provider_id": id, "history": history, "total": total }),
     ))
 }
 

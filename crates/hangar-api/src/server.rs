@@ -93,7 +93,10 @@ pub async fn build(opts: &ServerOptions) -> Result<(AppState, HangarConfig), Ser
         tool_separator: config.server.tool_separator.clone(),
         log_capacity: config.server.max_log_lines,
         store: Some(store.clone()),
-        events: Some(hangar_runtime::EventBus::new(Some(store.clone())).await),
+        events: Some(
+            hangar_runtime::EventBus::new(Some(store.clone()), config.server.history_retention)
+                .await,
+        ),
     });
     for (id, spec) in &config.providers {
         engine

@@ -111,6 +111,16 @@ pub enum ProvidersCommand {
     },
     /// List a provider's own tools.
     Tools { id: String },
+    /// Show a provider's tool invocation history (oldest first).
+    History {
+        id: String,
+        /// Records to show (1-500).
+        #[arg(long, short = 'n')]
+        limit: Option<u32>,
+        /// Only records after this store position (for paging).
+        #[arg(long, value_name = "POSITION")]
+        from_position: Option<u64>,
+    },
     /// Show a provider's recent stderr lines.
     Logs {
         id: String,

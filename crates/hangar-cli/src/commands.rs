@@ -8,7 +8,7 @@ use crate::args::{Cli, Command, OutputFormat, ProvidersCommand};
 use crate::client::{Client, resolve_key};
 use crate::error::{CliError, EXIT_SERVER};
 use crate::mcp::McpClient;
-use crate::output::{self, print, print_json, render_kv, render_table, rows, summary};
+use crate::output::{self, cell, print, print_json, render_kv, render_table, rows, summary};
 
 pub(crate) fn connect(cli: &Cli) -> Result<Client, CliError> {
     let key = resolve_key(cli.key.as_deref(), &cli.data_dir)?;
@@ -123,6 +123,24 @@ async fn providers(cli: &Cli, command: &ProvidersCommand, table: bool) -> Result
             let human = tools_table(array_field(&response, "tools")?);
             (response, human)
         }
+        ProvidersCommand::History {
+            id,
+            limit,
+            from_position,
+        } => {
+            let mut query: Vec<(&str, String)> =
+                limit.iter().map(|n| ("limit", n.to_string())).collect();
+            query.extend(
+                from_position
+                    .iter()
+                    .map(|p| ("from_position", p.to_string())),
+            );
+            let response = client
+                .get(&["providers", id, "tools", "history"], &query)
+                .await?;
+            let human = history_table(array_field(&response, "history")?);
+            (response, human)
+        }
         ProvidersCommand::Logs { id, lines } => {
             let query: Vec<(&str, String)> =
                 lines.iter().map(|n| ("lines", n.to_string())).collect();
@@ -177,6 +195,36 @@ pub fn tools_table(tools: &[Value]) -> String {
         })
         .collect();
     render_table(&["NAME", "DESCRIPTION"], &rows)
+}
+
+pub fn history_table(records: &[Value]) -> String {
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            [
+                "position",
+                "timestamp",
+                "tool",
+                "principal",
+                "outcome",
+                "duration_ms",
+            ]
+            .iter()
+            .map(|k| cell(r.get(*k)))
+            .collect()
+        })
+        .collect();
+    render_table(
+        &[
+            "POSITION",
+            "TIME",
+            "TOOL",
+            "PRINCIPAL",
+            "OUTCOME",
+            "DURATION_MS",
+        ],
+        &rows,
+    )
 }
 
 pub fn logs_text(logs: &[Value]) -> String {

@@ -36,6 +36,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Default size of each provider's stderr ring.
 pub const DEFAULT_MAX_LOG_LINES: usize = 1000;
+/// Default tool invocation records kept per provider.
+pub const DEFAULT_HISTORY_RETENTION: u64 = 10_000;
 
 /// Longest accepted tool separator.
 pub const MAX_SEPARATOR_LEN: usize = 8;
@@ -166,6 +168,9 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// stderr lines kept per provider (0 keeps none).
     pub max_log_lines: usize,
+    /// Tool invocation records kept per provider in the store (at least 1); older
+    /// ones are deleted, so history never grows without bound.
+    pub history_retention: u64,
 }
 
 impl Default for ServerSettings {
@@ -175,6 +180,7 @@ impl Default for ServerSettings {
             allowed_origins: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_log_lines: DEFAULT_MAX_LOG_LINES,
+            history_retention: DEFAULT_HISTORY_RETENTION,
         }
     }
 }
@@ -192,6 +198,12 @@ impl ServerSettings {
         for (i, origin) in self.allowed_origins.iter().enumerate() {
             check_origin(origin)
                 .map_err(|m| ConfigError::field(format!("server.allowed_origins[{i}]"), m))?;
+        }
+        if self.history_retention == 0 {
+            return Err(ConfigError::field(
+                "server.history_retention",
+                "must be at least 1",
+            ));
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::field(

@@ -19,5 +19,5 @@ pub mod upstream;
 pub use catalog::{Catalog, PromptRef, ResourceCollision};
 pub use error::UpstreamError;
 pub use rmcp;
-pub use server::{AggregatingServer, Backend, BackendError, CallReport, Lease};
+pub use server::{AggregatingServer, Backend, BackendError, CallReport, CallerId, Lease};
 pub use upstream::{DownstreamCall, EventSink, ProviderListing, Upstream, UpstreamEvent};

@@ -77,6 +77,11 @@ impl BackendError {
     }
 }
 
+/// Who is calling: put into the HTTP request's extensions by the layer that
+/// authenticated it; recorded with each call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerId(pub String);
+
 /// What happened to one forwarded call, for health accounting and history.
 #[derive(Debug)]
 pub struct CallReport<'a> {
@@ -84,6 +89,10 @@ pub struct CallReport<'a> {
     pub lease: &'a Lease,
     /// The provider's own tool name.
     pub tool: &'a str,
+    /// The authenticated caller, if known.
+    pub principal: Option<&'a str>,
+    /// Size of the JSON arguments in bytes (never the values).
+    pub arguments_bytes: usize,
     /// Time spent in the provider.
     pub duration: Duration,
     /// The failure, if the call failed at the transport or protocol level.
@@ -210,6 +219,16 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         async move {
             request.name = route.tool.clone().into();
             let downstream = self.downstream(&context);
+            let principal = context
+                .extensions
+                .get::<http::request::Parts>()
+                .and_then(|p| p.extensions.get::<CallerId>())
+                .map(|c| c.0.clone());
+            let arguments_bytes = request
+                .arguments
+                .as_ref()
+                .and_then(|a| serde_json::to_vec(a).ok())
+                .map_or(0, |v| v.len());
             let mut tried: Vec<String> = Vec::new();
             loop {
                 let lease = self
@@ -226,6 +245,8 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
                 self.backend.report(CallReport {
                     lease: &lease,
                     tool: &route.tool,
+                    principal: principal.as_deref(),
+                    arguments_bytes,
                     duration: started.elapsed(),
                     error: result.as_ref().err(),
                     tool_error,

@@ -17,6 +17,9 @@ use crate::group::{Group, GroupStatus, GroupTicket};
 use crate::provider::{NoticeSink, Provider, ProviderNotice, ProviderSource, ProviderStatus};
 use crate::store::Store;
 
+/// Event type of one finished tool call (the invocation history).
+pub const TOOL_INVOCATION: &str = "ToolInvocationCompleted";
+
 /// How to build an [`Engine`].
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -501,6 +504,29 @@ impl Engine {
             .ok_or_else(|| RuntimeError::NotFound(id.to_owned()))
     }
 
+    /// A provider's tool invocation history: records after store position
+    /// `from_position`, oldest first, at most `limit`; and how many it holds.
+    pub async fn tool_history(
+        &self,
+        id: &str,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<(Vec<crate::store::StoredEvent>, u64), RuntimeError> {
+        self.provider(id)?;
+        let Some(store) = &self.shared.store else {
+            return Ok((Vec::new(), 0));
+        };
+        self.shared.events.flush().await;
+        Ok(store
+            .events_of(
+                &format!("provider:{id}"),
+                TOOL_INVOCATION,
+                from_position,
+                limit,
+            )
+            .await?)
+    }
+
     /// Status of every provider, by id.
     pub fn statuses(&self) -> Vec<ProviderStatus> {
         self.providers().values().map(|p| p.status()).collect()
@@ -580,6 +606,23 @@ impl Backend for Engine {
 
     fn report(&self, report: CallReport<'_>) {
         self.shared.calls_total.fetch_add(1, Ordering::Relaxed);
+        let outcome = match (report.error, report.tool_error) {
+            (Some(_), _) => "error",
+            (None, true) => "tool_error",
+            (None, false) => "success",
+        };
+        self.shared.events.emit(
+            format!("provider:{}", report.lease.target),
+            TOOL_INVOCATION,
+            serde_json::json!({
+                "tool": report.tool,
+                "principal": report.principal,
+                "arguments_bytes": report.arguments_bytes,
+                "duration_ms": report.duration.as_secs_f64() * 1000.0,
+                "outcome": outcome,
+                "error": report.error.map(ToString::to_string),
+            }),
+        );
         let failure = report
             .error
             .filter(|e| e.is_provider_failure())

@@ -53,9 +53,11 @@ impl std::fmt::Debug for EventBus {
 }
 
 impl EventBus {
-    /// A bus that persists to `store` (if any). Stream versions continue from
-    /// what the store holds. Must be called inside a tokio runtime.
-    pub async fn new(store: Option<Store>) -> Self {
+    /// A bus that persists to `store` (if any), keeping at most
+    /// `history_retention` tool invocation records per provider. Stream
+    /// versions continue from what the store holds. Must be called inside a
+    /// tokio runtime.
+    pub async fn new(store: Option<Store>, history_retention: u64) -> Self {
         let live = Self::in_memory().live;
         let mut versions = HashMap::new();
         let writer = match store {
@@ -65,7 +67,7 @@ impl EventBus {
                     Err(e) => tracing::warn!(error = %e, "could not read event stream versions"),
                 }
                 let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(write_batches(store, rx));
+                tokio::spawn(write_batches(store, rx, history_retention));
                 Some(tx)
             }
             None => None,
@@ -125,7 +127,7 @@ impl EventBus {
     }
 }
 
-async fn write_batches(store: Store, mut rx: mpsc::UnboundedReceiver<Msg>) {
+async fn write_batches(store: Store, mut rx: mpsc::UnboundedReceiver<Msg>, history_retention: u64) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut events = Vec::with_capacity(batch.len());
@@ -137,10 +139,28 @@ async fn write_batches(store: Store, mut rx: mpsc::UnboundedReceiver<Msg>) {
             }
         }
         let n = events.len();
+        let mut history_streams: Vec<String> = events
+            .iter()
+            .filter(|e| e.event_type == crate::engine::TOOL_INVOCATION)
+            .map(|e| e.stream_id.clone())
+            .collect();
+        history_streams.sort_unstable();
+        history_streams.dedup();
         if n > 0
             && let Err(e) = store.append_events(events).await
         {
             tracing::error!(error = %e, events = n, "could not store domain events");
+        }
+        if !history_streams.is_empty()
+            && let Err(e) = store
+                .prune_events(
+                    history_streams,
+                    crate::engine::TOOL_INVOCATION,
+                    history_retention,
+                )
+                .await
+        {
+            tracing::warn!(error = %e, "could not prune tool invocation history");
         }
         for done in flushes {
             let _ = done.send(());

@@ -22,13 +22,13 @@ pub mod process;
 pub mod provider;
 pub mod store;
 
-pub use engine::{Engine, EngineConfig};
+pub use engine::{Engine, EngineConfig, TOOL_INVOCATION};
 pub use error::{RuntimeError, StoreError};
 pub use events::{DomainEvent, EventBus};
 pub use group::{Group, GroupStatus, MemberStatus};
 pub use logs::LogLine;
 pub use provider::{HealthRecord, Provider, ProviderSource, ProviderStatus};
-pub use store::{Store, StoredKey};
+pub use store::{Store, StoredEvent, StoredKey};
 
 use std::sync::{Mutex, MutexGuard};
 

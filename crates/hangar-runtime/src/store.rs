@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS events (
     time TEXT NOT NULL,
     UNIQUE (stream_id, version)
 );
+CREATE INDEX IF NOT EXISTS events_by_type ON events (stream_id, event_type, position);
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id TEXT PRIMARY KEY,
     principal_id TEXT NOT NULL,
@@ -80,6 +81,19 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredKey> {
         expires_at: r.get(6)?,
         revoked_at: r.get(7)?,
     })
+}
+
+/// An event read back from the store.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredEvent {
+    /// Global store position.
+    pub position: u64,
+    /// Version within its stream.
+    pub version: u64,
+    /// RFC 3339.
+    pub time: String,
+    /// The event's data.
+    pub payload: serde_json::Value,
 }
 
 /// Tables holding specs as JSON (never user input in the SQL text).
@@ -246,6 +260,76 @@ impl Store {
                 }
             }
             tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Events of `event_type` on `stream_id` after `from_position`, oldest
+    /// first, at most `limit`; plus how many such events the stream holds.
+    pub async fn events_of(
+        &self,
+        stream_id: &str,
+        event_type: &'static str,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<(Vec<StoredEvent>, u64), StoreError> {
+        let stream_id = stream_id.to_owned();
+        self.run(move |c| {
+            let from = i64::try_from(from_position).unwrap_or(i64::MAX);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut stmt = c.prepare_cached(
+                "SELECT position, version, time, payload FROM events
+                 WHERE stream_id = ?1 AND event_type = ?2 AND position > ?3
+                 ORDER BY position LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(params![stream_id, event_type, from, limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (position, version, time, payload) = row?;
+                out.push(StoredEvent {
+                    position: u64::try_from(position).unwrap_or(0),
+                    version: u64::try_from(version).unwrap_or(0),
+                    time,
+                    payload: serde_json::from_str(&payload)
+                        .map_err(|e| StoreError::Corrupt(format!("event {position}: {e}")))?,
+                });
+            }
+            let total: i64 = c.query_row(
+                "SELECT COUNT(*) FROM events WHERE stream_id = ?1 AND event_type = ?2",
+                params![stream_id, event_type],
+                |r| r.get(0),
+            )?;
+            Ok((out, u64::try_from(total).unwrap_or(0)))
+        })
+        .await
+    }
+
+    /// Keeps only the newest `keep` events of `event_type` on each of
+    /// `streams` (bounded history).
+    pub async fn prune_events(
+        &self,
+        streams: Vec<String>,
+        event_type: &'static str,
+        keep: u64,
+    ) -> Result<(), StoreError> {
+        self.run(move |c| {
+            let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+            let mut stmt = c.prepare_cached(
+                "DELETE FROM events WHERE stream_id = ?1 AND event_type = ?2 AND position <= (
+                     SELECT position FROM events WHERE stream_id = ?1 AND event_type = ?2
+                     ORDER BY position DESC LIMIT 1 OFFSET ?3)",
+            )?;
+            for s in &streams {
+                stmt.execute(params![s, event_type, keep])?;
+            }
             Ok(())
         })
         .await
