@@ -17,6 +17,8 @@ use crate::store::Store;
 
 /// Largest batch written in one transaction.
 const MAX_BATCH: usize = 512;
+/// How long the writer gathers events before a transaction.
+const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// One domain event.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -129,7 +131,22 @@ impl EventBus {
 
 async fn write_batches(store: Store, mut rx: mpsc::UnboundedReceiver<Msg>, history_retention: u64) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Invocation records written per stream since its last prune.
+    let mut since_prune: HashMap<String, u64> = HashMap::new();
+    let prune_every = (history_retention / 10).max(1);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Gather for a moment so one transaction carries many events, unless
+        // someone is waiting for a flush.
+        let flushing = batch.iter().any(|m| matches!(m, Msg::Flush(_)));
+        if !flushing && batch.len() < MAX_BATCH {
+            tokio::time::sleep(BATCH_WINDOW).await;
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+        }
         let mut events = Vec::with_capacity(batch.len());
         let mut flushes = Vec::new();
         for m in batch.drain(..) {
@@ -138,29 +155,35 @@ async fn write_batches(store: Store, mut rx: mpsc::UnboundedReceiver<Msg>, histo
                 Msg::Flush(done) => flushes.push(done),
             }
         }
-        let n = events.len();
-        let mut history_streams: Vec<String> = events
+        for e in events
             .iter()
             .filter(|e| e.event_type == crate::engine::TOOL_INVOCATION)
-            .map(|e| e.stream_id.clone())
-            .collect();
-        history_streams.sort_unstable();
-        history_streams.dedup();
+        {
+            *since_prune.entry(e.stream_id.clone()).or_default() += 1;
+        }
+        let n = events.len();
         if n > 0
             && let Err(e) = store.append_events(events).await
         {
             tracing::error!(error = %e, events = n, "could not store domain events");
         }
-        if !history_streams.is_empty()
-            && let Err(e) = store
-                .prune_events(
-                    history_streams,
-                    crate::engine::TOOL_INVOCATION,
-                    history_retention,
-                )
+        // Prune a stream once it has grown by a tenth of the retention (or on
+        // a flush), so the bound holds without a DELETE per batch.
+        let due: Vec<String> = since_prune
+            .iter()
+            .filter(|(_, n)| **n >= prune_every || !flushes.is_empty())
+            .map(|(s, _)| s.clone())
+            .collect();
+        if !due.is_empty() {
+            for s in &due {
+                since_prune.remove(s);
+            }
+            if let Err(e) = store
+                .prune_events(due, crate::engine::TOOL_INVOCATION, history_retention)
                 .await
-        {
-            tracing::warn!(error = %e, "could not prune tool invocation history");
+            {
+                tracing::warn!(error = %e, "could not prune tool invocation history");
+            }
         }
         for done in flushes {
             let _ = done.send(());
