@@ -12,6 +12,11 @@
 //! - [`naming`]: the tool names clients see (`<provider>__<tool>`), shortening and collisions.
 //! - [`group`]: groups of providers ([`GroupSpec`]), member selection ([`Balancer`]) and
 //!   per-member circuit breakers ([`CircuitBreaker`]).
+//! - [`rbac`]: permissions, built-in and custom roles, and what a principal may do ([`Rbac`],
+//!   [`Grants`]).
+//! - [`policy`]: tool policies (allow / ask / deny per provider and tool) and [`evaluate`].
+//! - [`ratelimit`]: per-key rate limits ([`RateLimiter`]) and the failed-auth slowdown
+//!   ([`AuthBackoff`]).
 //! - [`config`]: the YAML config model ([`HangarConfig`]) with errors that name field and line.
 //! - [`error`]: [`ErrorOrigin`], the tag other crates put on their errors.
 
@@ -19,6 +24,9 @@ pub mod config;
 pub mod error;
 pub mod group;
 pub mod naming;
+pub mod policy;
+pub mod ratelimit;
+pub mod rbac;
 pub mod spec;
 pub mod state;
 
@@ -31,6 +39,16 @@ pub use group::{
 };
 pub use naming::{
     Collision, DEFAULT_SEPARATOR, MAX_TOOL_NAME_LEN, ToolIndex, ToolRef, exposed_name,
+};
+pub use policy::{
+    Effect, ParseEffectError, PolicyError, Subject, ToolPolicy, Verdict, evaluate, glob_match,
+};
+pub use ratelimit::{
+    AuthBackoff, AuthBackoffConfig, Decision, RateLimit, RateLimitError, RateLimiter,
+};
+pub use rbac::{
+    BUILTIN_ROLE_IDS, Grants, ParsePermissionError, Permission, Rbac, Role, RoleError,
+    builtin_roles, is_builtin_role_id, validate_role_id,
 };
 pub use spec::{ParseModeError, ProviderMode, ProviderSpec, SpecError, validate_provider_id};
 pub use state::{
