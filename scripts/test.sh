@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README: `bash scripts/test.sh`):
 #   cargo build + cargo test for the whole workspace, then the Python interop tests
-#   (tests/python) against the freshly built hangar-server / hangar-fixture.
+#   (tests/python) against the freshly built hangar-server / hangar-fixture, then
+#   schemathesis against the REST API's /openapi.json (scripts/fuzz-api.sh).
 # Needs a Python with tests/python/requirements.txt installed: $HANGAR_PYTHON, default .venv/bin/python.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -28,5 +29,13 @@ if [[ $rc -eq 5 ]]; then
     echo "error: pytest collected no tests in tests/python" >&2
 elif [[ $rc -ne 0 ]]; then
     echo "error: pytest failed (exit $rc)" >&2
+fi
+
+section "schemathesis: bash scripts/fuzz-api.sh (REST API against /openapi.json)"
+fuzz_rc=0
+HANGAR_BIN_DIR="$BIN_DIR" HANGAR_PYTHON="$PYTHON" bash scripts/fuzz-api.sh || fuzz_rc=$?
+if [[ $fuzz_rc -ne 0 ]]; then
+    echo "error: schemathesis failed (exit $fuzz_rc)" >&2
+    [[ $rc -ne 0 ]] || rc=$fuzz_rc
 fi
 exit "$rc"

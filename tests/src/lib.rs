@@ -53,6 +53,7 @@ pub struct Server {
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
     config_path: PathBuf,
+    extra_args: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -63,6 +64,11 @@ fn free_port() -> u16 {
 impl Server {
     /// Starts a server with `config` YAML and waits until `/health` answers.
     pub async fn start(config: &str) -> Self {
+        Self::start_with(config, &[]).await
+    }
+
+    /// Like [`Server::start`], with extra `hangar-server` arguments.
+    pub async fn start_with(config: &str, args: &[&str]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = tmp.path().join("data");
         let config_path = tmp.path().join("hangar.yaml");
@@ -73,6 +79,7 @@ impl Server {
             child: None,
             _tmp: Some(tmp),
             config_path,
+            extra_args: args.iter().map(|a| (*a).to_owned()).collect(),
         };
         s.spawn().await;
         s
@@ -88,6 +95,7 @@ impl Server {
             .arg(&self.data_dir)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
+            .args(&self.extra_args)
             .env("HANGAR_ADMIN_KEY", ADMIN_KEY)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -136,9 +144,26 @@ impl Server {
         c.wait().ok().and_then(|s| s.code())
     }
 
+    /// The config file the server was started with (tests may rewrite it).
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
     /// The server's pid.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Runs the `hangar` CLI against this server with the admin key.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin("hangar"))
+            .arg("--url")
+            .arg(&self.url)
+            .arg("--key")
+            .arg(ADMIN_KEY)
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     /// `url + path`.
@@ -166,6 +191,22 @@ impl Server {
     /// GET `/api{path}` as JSON (status, body).
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let r = self.api(reqwest::Method::GET, path).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// `/api{path}` with an optional JSON body: (status, JSON body or null).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.api(method, path);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }

@@ -404,14 +404,7 @@ fn generated_admin_key_is_written_0600() {
 }
 
 fn cli(server: &Server, args: &[&str]) -> std::process::Output {
-    Command::new(bin("hangar"))
-        .arg("--url")
-        .arg(&server.url)
-        .arg("--key")
-        .arg(ADMIN_KEY)
-        .args(args)
-        .output()
-        .unwrap()
+    server.cli(args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

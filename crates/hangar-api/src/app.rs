@@ -4,18 +4,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use hangar_mcp::AggregatingServer;
 use hangar_runtime::Engine;
 use http::StatusCode;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{KeyRing, require_key};
+use crate::config_api::ConfigLifecycle;
+use crate::context::ApiContext;
 use crate::error::ApiError;
 use crate::{groups, rest};
 
@@ -84,6 +90,12 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Where the server listens (decides the Host allow-list).
     pub listen: Option<SocketAddr>,
+    /// Config file, reload, backups.
+    pub lifecycle: Arc<ConfigLifecycle>,
+    /// The catalog of deployable MCP servers.
+    pub catalog: Arc<hangar_runtime::CatalogService>,
+    /// Encrypted secrets.
+    pub secrets: hangar_runtime::secrets::Secrets,
 }
 
 async fn check_origin(State(origins): State<OriginPolicy>, req: Request, next: Next) -> Response {
@@ -148,8 +160,51 @@ async fn jsonrpc_errors(req: Request, next: Next) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "ok": true, "timestamp": hangar_runtime::now_rfc3339() }))
+/// `GET /health` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always true.
+    pub ok: bool,
+    /// RFC 3339 server time.
+    pub timestamp: String,
+}
+
+/// Liveness: answers while the server runs (no key needed).
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "meta",
+    operation_id = "health",
+    responses((status = 200, description = "The server is up", body = Health)),
+)]
+async fn health() -> axum::Json<Health> {
+    axum::Json(Health {
+        ok: true,
+        timestamp: hangar_runtime::now_rfc3339(),
+    })
+}
+
+/// The serialized OpenAPI document, computed once in [`router`].
+#[derive(Debug, Clone)]
+pub struct OpenApiJson(Bytes);
+
+/// This OpenAPI 3.1 document (no key needed).
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this server", body = Object)),
+)]
+async fn openapi_json(State(doc): State<OpenApiJson>) -> Response {
+    ([(http::header::CONTENT_TYPE, "application/json")], doc.0).into_response()
+}
+
+/// The routes open to everyone: `/health`, `/openapi.json`.
+pub(crate) fn open_router() -> OpenApiRouter<OpenApiJson> {
+    OpenApiRouter::default()
+        .routes(routes!(health))
+        .routes(routes!(openapi_json))
 }
 
 async fn not_found(req: Request) -> ApiError {
@@ -186,67 +241,83 @@ pub fn mcp_service(
     )
 }
 
-/// The REST routes under `/api` (state applied).
-pub fn api_routes(engine: Engine) -> Router {
-    Router::new()
-        .route(
-            "/providers",
-            get(rest::list_providers).post(rest::create_provider),
-        )
-        .route(
-            "/providers/{provider_id}",
-            get(rest::get_provider)
-                .put(rest::update_provider)
-                .delete(rest::delete_provider),
-        )
-        .route("/providers/{provider_id}/start", post(rest::start_provider))
-        .route("/providers/{provider_id}/stop", post(rest::stop_provider))
-        .route("/providers/{provider_id}/tools", get(rest::provider_tools))
-        .route(
-            "/providers/{provider_id}/health",
-            get(rest::provider_health),
-        )
-        .route("/providers/{provider_id}/logs", get(rest::provider_logs))
-        .route(
-            "/providers/{provider_id}/tools/history",
-            get(rest::provider_history),
-        )
-        .route(
-            "/groups",
-            get(groups::list_groups).post(groups::create_group),
-        )
-        .route(
-            "/groups/{group_id}",
-            get(groups::get_group)
-                .put(groups::update_group)
-                .delete(groups::delete_group),
-        )
-        .route(
-            "/groups/{group_id}/rebalance",
-            post(groups::rebalance_group),
-        )
-        .route("/groups/{group_id}/members", post(groups::add_member))
-        .route(
-            "/groups/{group_id}/members/{member_id}",
-            axum::routing::delete(groups::remove_member),
-        )
-        .route("/system", get(rest::system))
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(engine)
+/// The REST routes under `/api` with their documentation (paths relative to
+/// `/api`; state not applied). Every handler is registered through
+/// `routes!`, which also adds its `#[utoipa::path]` to the document, so what
+/// is served is what is documented.
+pub fn api_router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::default()
+        .routes(routes!(rest::list_providers, rest::create_provider))
+        .routes(routes!(
+            rest::get_provider,
+            rest::update_provider,
+            rest::delete_provider
+        ))
+        .routes(routes!(rest::start_provider))
+        .routes(routes!(rest::stop_provider))
+        .routes(routes!(rest::provider_tools))
+        .routes(routes!(rest::provider_health))
+        .routes(routes!(rest::provider_logs))
+        .routes(routes!(rest::provider_history))
+        .routes(routes!(groups::list_groups, groups::create_group))
+        .routes(routes!(
+            groups::get_group,
+            groups::update_group,
+            groups::delete_group
+        ))
+        .routes(routes!(groups::rebalance_group))
+        .routes(routes!(groups::add_member))
+        .routes(routes!(groups::remove_member))
+        .routes(routes!(rest::system))
+        // Routes written as utoipa-axum routers (each documents itself).
+        .merge(crate::config_api::routes())
+        .merge(crate::catalog_api::routes())
+        .merge(crate::maintenance::routes())
+        .merge(crate::secrets_api::routes())
 }
 
-/// The whole application: `/health` (open), `/mcp` and `/api` (key required).
+/// The REST routes under `/api` (state applied).
+pub fn api_routes(ctx: ApiContext) -> Router {
+    let (routes, _) = api_router().split_for_parts();
+    finish_api(routes, ctx)
+}
+
+fn finish_api(routes: Router<ApiContext>, ctx: ApiContext) -> Router {
+    routes
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(ctx)
+}
+
+/// The whole application: `/health` and `/openapi.json` (open), `/mcp` and
+/// `/api` (key required).
 pub fn router(state: AppState) -> Router {
+    let (api, api_doc) = api_router().split_for_parts();
+    let (open, open_doc) = open_router().split_for_parts();
+    // Built once: `GET /openapi.json` serves these bytes.
+    let doc = OpenApiJson(Bytes::from(crate::openapi::to_json(
+        &crate::openapi::document(api_doc, open_doc),
+    )));
     let protected = Router::new()
         .route_service("/mcp", mcp_service(&state))
         .route_layer(middleware::from_fn(jsonrpc_errors))
-        .nest("/api", api_routes(state.engine.clone()))
+        .nest(
+            "/api",
+            finish_api(
+                api,
+                ApiContext {
+                    engine: state.engine.clone(),
+                    lifecycle: state.lifecycle.clone(),
+                    catalog: state.catalog.clone(),
+                    secrets: state.secrets.clone(),
+                },
+            ),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.keys.clone(),
             require_key,
         ));
-    Router::new()
-        .route("/health", get(health))
+    open.method_not_allowed_fallback(method_not_allowed)
+        .with_state(doc)
         .merge(protected)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))

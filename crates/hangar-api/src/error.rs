@@ -5,7 +5,8 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use hangar_runtime::RuntimeError;
 
@@ -20,11 +21,22 @@ pub struct ApiError {
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    message: &'a str,
-    status_code: u16,
+/// The body of every REST error response (and of the 401/403/413 answers on
+/// `/mcp`, which come from the same middleware).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "error": "ProviderNotFoundError",
+    "message": "provider 'math' not found",
+    "status_code": 404
+}))]
+pub struct ErrorBody {
+    /// Error type name, e.g. `ProviderNotFoundError`, `ValidationError`.
+    pub error: String,
+    /// Human-readable description.
+    pub message: String,
+    /// The HTTP status code, repeated.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status_code: u16,
 }
 
 impl ApiError {
@@ -59,9 +71,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: self.kind,
-            message: &self.message,
+        let body = ErrorBody {
+            error: self.kind.to_owned(),
+            message: self.message,
             status_code: self.status.as_u16(),
         };
         let mut resp = (self.status, Json(body)).into_response();

@@ -9,10 +9,17 @@
 
 pub mod app;
 pub mod auth;
+pub mod catalog_api;
+pub mod config_api;
+pub mod context;
 pub mod error;
 pub mod extract;
 pub mod groups;
+pub mod maintenance;
+pub mod openapi;
 pub mod rest;
+pub mod schema;
+pub mod secrets_api;
 pub mod server;
 
 pub use app::{AppState, OriginPolicy, router};

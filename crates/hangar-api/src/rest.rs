@@ -1,29 +1,63 @@
 //! REST handlers under `/api`, following the MCP Hangar REST reference.
+//!
+//! Every handler carries its `#[utoipa::path]`: paths are relative to `/api`
+//! (the document nests them), and `app::api_router` registers the handlers
+//! through `utoipa_axum::routes!`, so what is served is what is documented.
+//! 401 (missing or invalid key) and 403 (Origin not allowed) come from the
+//! middleware in front of every `/api` route and are added to every operation
+//! by `openapi::document`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use hangar_core::{ProviderSpec, ProviderState};
-use hangar_runtime::{Engine, ProviderSource};
-use serde::Deserialize;
+use hangar_runtime::{Engine, HealthRecord, LogLine, ProviderSource, ProviderStatus};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
-use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::schema;
 
 /// `GET /api/providers?state=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only providers in this state (empty: all).
+    #[param(value_type = Option<schema::ProviderState>)]
     state: Option<String>,
 }
 
+/// `GET /api/providers`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderList {
+    /// The providers, by id.
+    #[schema(value_type = Vec<schema::ProviderStatus>)]
+    pub providers: Vec<ProviderStatus>,
+}
+
+/// Lists providers, optionally only those in one state.
+#[utoipa::path(
+    get,
+    path = "/providers",
+    tag = "providers",
+    operation_id = "list_providers",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The providers", body = ProviderList),
+        (status = 422, description = "`state` is not a provider state, or the query string is malformed", body = ErrorBody),
+    ),
+)]
 pub async fn list_providers(
     State(engine): State<Engine>,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<ProviderList>, ApiError> {
     let filter = match q.state.as_deref() {
         None | Some("") => None,
         Some(s) => Some(parse_state(s)?),
@@ -33,7 +67,7 @@ pub async fn list_providers(
         .into_iter()
         .filter(|p| filter.is_none_or(|f| p.state == f))
         .collect();
-    Ok(Json(json!({ "providers": providers })))
+    Ok(Json(ProviderList { providers }))
 }
 
 fn parse_state(s: &str) -> Result<ProviderState, ApiError> {
@@ -50,17 +84,59 @@ fn parse_state(s: &str) -> Result<ProviderState, ApiError> {
 }
 
 /// `POST /api/providers` body: `provider_id` plus the provider spec fields.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateProvider {
+    /// Unique id: letters, digits, `_` and `-`, starting with a letter or
+    /// digit, at most 63 characters, without `__`.
+    #[schema(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$")]
     provider_id: String,
     #[serde(flatten)]
+    #[schema(value_type = schema::ProviderSpec)]
     spec: Value,
 }
 
+/// `POST /api/providers` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderCreated {
+    /// The new provider's id.
+    pub provider_id: String,
+    /// Always true.
+    pub created: bool,
+}
+
+/// Creates a provider (persisted; started on first use).
+#[utoipa::path(
+    post,
+    path = "/providers",
+    tag = "providers",
+    operation_id = "create_provider",
+    request_body = CreateProvider,
+    responses(
+        (status = 201, description = "Created", body = ProviderCreated,
+            links(
+                ("GetProvider" = (operation_id = "get_provider", parameters(("provider_id" = "$response.body#/provider_id")))),
+                ("UpdateProvider" = (operation_id = "update_provider", parameters(("provider_id" = "$response.body#/provider_id")))),
+                ("StartProvider" = (operation_id = "start_provider", parameters(("provider_id" = "$response.body#/provider_id")))),
+                ("StopProvider" = (operation_id = "stop_provider", parameters(("provider_id" = "$response.body#/provider_id")))),
+                ("ProviderTools" = (operation_id = "list_provider_tools", parameters(("provider_id" = "$response.body#/provider_id")))),
+                ("ProviderHealth" = (operation_id = "get_provider_health", parameters(("provider_id" = "$response.body#/provider_id")))),
+                ("ProviderLogs" = (operation_id = "get_provider_logs", parameters(("provider_id" = "$response.body#/provider_id")))),
+                ("ToolHistory" = (operation_id = "get_tool_history", parameters(("provider_id" = "$response.body#/provider_id")))),
+                ("DeleteProvider" = (operation_id = "delete_provider", parameters(("provider_id" = "$response.body#/provider_id")))),
+            ),
+        ),
+        (status = 400, description = "The body is not valid JSON", body = ErrorBody),
+        (status = 409, description = "A provider or group with this id exists", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "Invalid id or spec (the message names the field)", body = ErrorBody),
+        (status = 500, description = "The store failed", body = ErrorBody),
+    ),
+)]
 pub async fn create_provider(
     State(engine): State<Engine>,
     ApiJson(body): ApiJson<CreateProvider>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<(StatusCode, Json<ProviderCreated>), ApiError> {
     let spec: ProviderSpec = serde_json::from_value(body.spec)
         .map_err(|e| ApiError::validation(format!("invalid provider spec: {e}")))?;
     engine
@@ -68,25 +144,63 @@ pub async fn create_provider(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "provider_id": body.provider_id, "created": true })),
+        Json(ProviderCreated {
+            provider_id: body.provider_id,
+            created: true,
+        }),
     ))
 }
 
 /// `PUT /api/providers/{id}` body (all optional).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProvider {
+    /// New description.
     description: Option<String>,
+    /// New environment (replaces the current one; applies at the next start).
     env: Option<BTreeMap<String, String>>,
+    /// New idle timeout in seconds (0 = never).
     idle_ttl_s: Option<u64>,
+    /// New health check interval in seconds (0 = none).
     health_check_interval_s: Option<u64>,
 }
 
+/// `PUT /api/providers/{id}` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderUpdated {
+    /// The provider's id.
+    pub provider_id: String,
+    /// Always true.
+    pub updated: bool,
+    /// The running process must restart to pick up the change (env).
+    pub restart_required: bool,
+    /// Written to the store (false for providers from the config file).
+    pub persisted: bool,
+}
+
+/// Changes some of a provider's settings.
+#[utoipa::path(
+    put,
+    path = "/providers/{provider_id}",
+    tag = "providers",
+    operation_id = "update_provider",
+    params(("provider_id" = String, Path, description = "Provider id")),
+    request_body = UpdateProvider,
+    responses(
+        (status = 200, description = "Updated", body = ProviderUpdated),
+        (status = 400, description = "The body is not valid JSON, or the path is malformed", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "Unknown field or invalid value", body = ErrorBody),
+        (status = 500, description = "The store failed", body = ErrorBody),
+    ),
+)]
 pub async fn update_provider(
     State(engine): State<Engine>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateProvider>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProviderUpdated>, ApiError> {
     let p = engine.provider(&id)?;
     let mut spec = (*p.spec()).clone();
     if let Some(d) = body.description {
@@ -102,15 +216,15 @@ pub async fn update_provider(
         spec.health_check_interval_s = t;
     }
     let restart_required = engine.update_provider(&id, spec).await?;
-    Ok(Json(json!({
-        "provider_id": id,
-        "updated": true,
-        "restart_required": restart_required,
-        "persisted": p.source() == ProviderSource::Api,
-    })))
+    Ok(Json(ProviderUpdated {
+        provider_id: id,
+        updated: true,
+        restart_required,
+        persisted: p.source() == ProviderSource::Api,
+    }))
 }
 
-fn redacted_spec(spec: &ProviderSpec) -> Value {
+pub(crate) fn redacted_spec(spec: &ProviderSpec) -> Value {
     let mut v = serde_json::to_value(spec).unwrap_or(Value::Null);
     if let Some(env) = v.get_mut("env").and_then(Value::as_object_mut) {
         for val in env.values_mut() {
@@ -120,166 +234,391 @@ fn redacted_spec(spec: &ProviderSpec) -> Value {
     v
 }
 
-fn tools_json(engine: &Engine, id: &str) -> Result<Vec<Value>, ApiError> {
+/// One tool of a provider, with its own (not prefixed) name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ToolInfo {
+    /// The provider's own tool name.
+    pub name: String,
+    /// What the tool does.
+    pub description: Option<String>,
+    /// The tool's input JSON Schema.
+    #[schema(value_type = Object)]
+    pub parameters: Arc<serde_json::Map<String, Value>>,
+}
+
+fn tools_of(engine: &Engine, id: &str) -> Result<Vec<ToolInfo>, ApiError> {
     let p = engine.provider(id)?;
     Ok(p.listing()
         .map(|l| {
             l.tools
                 .iter()
-                .map(|t| {
-                    json!({
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": t.input_schema,
-                    })
+                .map(|t| ToolInfo {
+                    name: t.name.to_string(),
+                    description: t.description.as_ref().map(ToString::to_string),
+                    parameters: t.input_schema.clone(),
                 })
                 .collect()
         })
         .unwrap_or_default())
 }
 
+/// The `health` part of a provider's detail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthSummary {
+    /// Health derived from the state.
+    #[schema(value_type = schema::HealthStatus)]
+    pub status: &'static str,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// The cause of the last failure.
+    pub last_error: Option<String>,
+    /// Recent health checks, oldest first.
+    #[schema(value_type = Vec<schema::HealthRecord>)]
+    pub history: Vec<HealthRecord>,
+}
+
+/// `GET /api/providers/{id}`: the status plus tools, health and configuration.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderDetail {
+    #[serde(flatten)]
+    #[schema(value_type = schema::ProviderStatus)]
+    status: ProviderStatus,
+    /// The provider's id (same as `provider`).
+    provider_id: String,
+    /// Its tools, from the last listing (empty if never started).
+    tools: Vec<ToolInfo>,
+    /// Health summary and check history.
+    health: HealthSummary,
+    /// The spec, env values redacted.
+    #[schema(value_type = schema::ProviderSpec)]
+    configuration: Value,
+}
+
+/// One provider in detail: status, tools, health, configuration.
+#[utoipa::path(
+    get,
+    path = "/providers/{provider_id}",
+    tag = "providers",
+    operation_id = "get_provider",
+    params(("provider_id" = String, Path, description = "Provider id")),
+    responses(
+        (status = 200, description = "The provider", body = ProviderDetail),
+        (status = 400, description = "The path is malformed", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+    ),
+)]
 pub async fn get_provider(
     State(engine): State<Engine>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ProviderDetail>, ApiError> {
     let p = engine.provider(&id)?;
     let status = p.status();
-    let mut v = serde_json::to_value(&status).unwrap_or(Value::Null);
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert("provider_id".into(), json!(id));
-        obj.insert("tools".into(), json!(tools_json(&engine, &id)?));
-        obj.insert(
-            "health".into(),
-            json!({
-                "status": status.health_status,
-                "consecutive_failures": status.consecutive_failures,
-                "last_error": status.last_error,
-                "history": p.health_history(),
-            }),
-        );
-        obj.insert("configuration".into(), redacted_spec(&p.spec()));
-    }
-    Ok(Json(v))
+    let health = HealthSummary {
+        status: status.health_status,
+        consecutive_failures: status.consecutive_failures,
+        last_error: status.last_error.clone(),
+        history: p.health_history(),
+    };
+    Ok(Json(ProviderDetail {
+        tools: tools_of(&engine, &id)?,
+        configuration: redacted_spec(&p.spec()),
+        status,
+        provider_id: id,
+        health,
+    }))
 }
 
+/// `DELETE /api/providers/{id}` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderDeleted {
+    /// The removed provider's id.
+    pub provider_id: String,
+    /// Always true.
+    pub deleted: bool,
+}
+
+/// Stops a provider and removes it (and its stored definition).
+#[utoipa::path(
+    delete,
+    path = "/providers/{provider_id}",
+    tag = "providers",
+    operation_id = "delete_provider",
+    params(("provider_id" = String, Path, description = "Provider id")),
+    responses(
+        (status = 200, description = "Stopped and removed", body = ProviderDeleted),
+        (status = 400, description = "The path is malformed", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+        (status = 409, description = "The provider is a member of a group", body = ErrorBody),
+        (status = 500, description = "The store failed", body = ErrorBody),
+    ),
+)]
 pub async fn delete_provider(
     State(engine): State<Engine>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ProviderDeleted>, ApiError> {
     engine.remove_provider(&id).await?;
-    Ok(Json(json!({ "provider_id": id, "deleted": true })))
+    Ok(Json(ProviderDeleted {
+        provider_id: id,
+        deleted: true,
+    }))
 }
 
+/// `POST /api/providers/{id}/start` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderStarted {
+    /// The provider's id.
+    pub provider_id: String,
+    /// Always true.
+    pub started: bool,
+    /// State before the call.
+    #[schema(value_type = schema::ProviderState)]
+    pub previous_state: ProviderState,
+    /// State now.
+    #[schema(value_type = schema::ProviderState)]
+    pub state: ProviderState,
+    /// Tools listed.
+    pub tools_count: u64,
+    /// Process id.
+    pub pid: Option<i32>,
+}
+
+/// Starts a provider unless it is running, and waits until it is ready.
+#[utoipa::path(
+    post,
+    path = "/providers/{provider_id}/start",
+    tag = "providers",
+    operation_id = "start_provider",
+    params(("provider_id" = String, Path, description = "Provider id")),
+    responses(
+        (status = 200, description = "Running", body = ProviderStarted),
+        (status = 400, description = "The path is malformed", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+        (status = 409, description = "The provider was removed while starting", body = ErrorBody),
+        (status = 501, description = "The provider's mode is not supported yet (docker, remote)", body = ErrorBody),
+        (status = 502, description = "The provider could not be started (spawn failed, timeout, MCP handshake failed)", body = ErrorBody),
+    ),
+)]
 pub async fn start_provider(
     State(engine): State<Engine>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ProviderStarted>, ApiError> {
     let p = engine.provider(&id)?;
     let before = p.state();
     p.start().await?;
     let status = p.status();
-    Ok(Json(json!({
-        "provider_id": id,
-        "started": true,
-        "previous_state": before,
-        "state": status.state,
-        "tools_count": status.tools_count,
-        "pid": status.pid,
-    })))
+    Ok(Json(ProviderStarted {
+        provider_id: id,
+        started: true,
+        previous_state: before,
+        state: status.state,
+        tools_count: u64::try_from(status.tools_count).unwrap_or(u64::MAX),
+        pid: status.pid,
+    }))
 }
 
-/// `POST /api/providers/{id}/stop` body.
-#[derive(Debug, Deserialize, Default)]
+/// `POST /api/providers/{id}/stop` body (optional; an empty body is fine).
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StopBody {
+    /// Why (echoed back; default `user_request`).
     reason: Option<String>,
 }
 
-pub async fn stop_provider(
-    State(engine): State<Engine>,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let body: StopBody = if body.iter().all(u8::is_ascii_whitespace) {
-        StopBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
+/// `POST /api/providers/{id}/stop` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderStopped {
+    /// The provider's id.
+    pub provider_id: String,
+    /// Always true.
+    pub stopped: bool,
+    /// State before the call.
+    #[schema(value_type = schema::ProviderState)]
+    pub previous_state: ProviderState,
+    /// State now.
+    #[schema(value_type = schema::ProviderState)]
+    pub state: ProviderState,
+    /// The reason given, or `user_request`.
+    pub reason: String,
+}
+
+/// Parses the optional stop body: empty (or `null`) is the default, bad JSON
+/// is a 400, JSON of the wrong shape a 422.
+fn stop_body(body: Result<Bytes, BytesRejection>) -> Result<StopBody, ApiError> {
+    let body = body.map_err(|e| {
+        let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "PayloadTooLarge"
+        } else {
+            "BadRequest"
+        };
+        ApiError::new(e.status(), kind, e.body_text())
+    })?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(StopBody::default());
+    }
+    serde_json::from_slice::<Option<StopBody>>(&body)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ApiError::validation(format!("invalid body: {e}")),
+            _ => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
                 format!("invalid JSON body: {e}"),
-            )
-        })?
-    };
+            ),
+        })
+}
+
+/// Stops a provider (it starts again on next use).
+#[utoipa::path(
+    post,
+    path = "/providers/{provider_id}/stop",
+    tag = "providers",
+    operation_id = "stop_provider",
+    params(("provider_id" = String, Path, description = "Provider id")),
+    request_body(
+        content = Option<StopBody>,
+        content_type = "application/json",
+        description = "Optional; the content type is not checked",
+    ),
+    responses(
+        (status = 200, description = "Stopped", body = ProviderStopped),
+        (status = 400, description = "The body is not valid JSON, or the path is malformed", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "Unknown field or wrong type in the body", body = ErrorBody),
+    ),
+)]
+pub async fn stop_provider(
+    State(engine): State<Engine>,
+    ApiPath(id): ApiPath<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ProviderStopped>, ApiError> {
+    let body = stop_body(body)?;
     let reason = body.reason.unwrap_or_else(|| "user_request".to_owned());
     let p = engine.provider(&id)?;
     let before = p.stop(false).await;
-    Ok(Json(json!({
-        "provider_id": id,
-        "stopped": true,
-        "previous_state": before,
-        "state": p.state(),
-        "reason": reason,
-    })))
+    Ok(Json(ProviderStopped {
+        provider_id: id,
+        stopped: true,
+        previous_state: before,
+        state: p.state(),
+        reason,
+    }))
 }
 
+/// `GET /api/providers/{id}/tools` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderTools {
+    /// The provider's id.
+    pub provider_id: String,
+    /// Its tools.
+    pub tools: Vec<ToolInfo>,
+}
+
+/// A provider's tools (starts it once if it was never listed).
+#[utoipa::path(
+    get,
+    path = "/providers/{provider_id}/tools",
+    tag = "providers",
+    operation_id = "list_provider_tools",
+    params(("provider_id" = String, Path, description = "Provider id")),
+    responses(
+        (status = 200, description = "The tools", body = ProviderTools),
+        (status = 400, description = "The path is malformed", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+        (status = 409, description = "The provider was removed while starting", body = ErrorBody),
+        (status = 501, description = "The provider's mode is not supported yet (docker, remote)", body = ErrorBody),
+        (status = 502, description = "The provider could not be started to list its tools", body = ErrorBody),
+    ),
+)]
 pub async fn provider_tools(
     State(engine): State<Engine>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ProviderTools>, ApiError> {
     let p = engine.provider(&id)?;
     if p.listing().is_none() {
         // Never started: start it once so its tools are known.
         p.start().await?;
     }
-    Ok(Json(
-        json!({ "provider_id": id, "tools": tools_json(&engine, &id)? }),
-    ))
+    Ok(Json(ProviderTools {
+        tools: tools_of(&engine, &id)?,
+        provider_id: id,
+    }))
 }
 
+/// `GET /api/providers/{id}/health` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderHealth {
+    /// The provider's id.
+    pub provider_id: String,
+    /// Lifecycle state.
+    #[schema(value_type = schema::ProviderState)]
+    pub state: ProviderState,
+    /// Health derived from the state.
+    #[schema(value_type = schema::HealthStatus)]
+    pub health_status: &'static str,
+    /// True while a connection is up.
+    pub alive: bool,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// Restarts so far.
+    pub restart_count: u64,
+    /// The cause of the last failure.
+    pub last_error: Option<String>,
+    /// Recent health checks, oldest first.
+    #[schema(value_type = Vec<schema::HealthRecord>)]
+    pub history: Vec<HealthRecord>,
+}
+
+/// A provider's health and health check history.
+#[utoipa::path(
+    get,
+    path = "/providers/{provider_id}/health",
+    tag = "providers",
+    operation_id = "get_provider_health",
+    params(("provider_id" = String, Path, description = "Provider id")),
+    responses(
+        (status = 200, description = "Health", body = ProviderHealth),
+        (status = 400, description = "The path is malformed", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+    ),
+)]
 pub async fn provider_health(
     State(engine): State<Engine>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ProviderHealth>, ApiError> {
     let p = engine.provider(&id)?;
     let s = p.status();
-    Ok(Json(json!({
-        "provider_id": id,
-        "state": s.state,
-        "health_status": s.health_status,
-        "alive": s.alive,
-        "consecutive_failures": s.consecutive_failures,
-        "restart_count": s.restart_count,
-        "last_error": s.last_error,
-        "history": p.health_history(),
-    })))
+    Ok(Json(ProviderHealth {
+        provider_id: id,
+        state: s.state,
+        health_status: s.health_status,
+        alive: s.alive,
+        consecutive_failures: s.consecutive_failures,
+        restart_count: s.restart_count,
+        last_error: s.last_error,
+        history: p.health_history(),
+    }))
 }
 
 /// `GET /api/providers/{id}/logs?lines=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogsQuery {
+    /// How many recent lines (1 to 1000, default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, default = 100)]
     lines: Option<String>,
 }
 
-pub async fn provider_logs(
-    State(engine): State<Engine>,
-    Path(id): Path<String>,
-    Query(q): Query<LogsQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let lines =
-        usize::try_from(ranged("lines", q.lines.as_deref(), 100, 1..=1000)?).unwrap_or(1000);
-    let p = engine.provider(&id)?;
-    let logs = p.logs(lines);
-    Ok(Json(
-        json!({ "logs": logs, "provider_id": id, "count": logs.len() }),
-    ))
-}
-
-/// `GET /api/providers/{id}/tools/history?limit=&from_position=`.
-#[derive(Debug, Deserialize)]
-pub struct HistoryQuery {
-    limit: Option<String>,
-    from_position: Option<String>,
+/// `GET /api/providers/{id}/logs` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderLogs {
+    /// The lines, oldest first.
+    #[schema(value_type = Vec<schema::LogLine>)]
+    pub logs: Vec<LogLine>,
+    /// The provider's id.
+    pub provider_id: String,
+    /// How many lines there are.
+    pub count: u64,
 }
 
 fn ranged(
@@ -301,11 +640,80 @@ fn ranged(
     }
 }
 
+/// A provider's recent stderr lines.
+#[utoipa::path(
+    get,
+    path = "/providers/{provider_id}/logs",
+    tag = "providers",
+    operation_id = "get_provider_logs",
+    params(("provider_id" = String, Path, description = "Provider id"), LogsQuery),
+    responses(
+        (status = 200, description = "The lines", body = ProviderLogs),
+        (status = 400, description = "The path is malformed", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+        (status = 422, description = "`lines` is not an integer from 1 to 1000, or the query string is malformed", body = ErrorBody),
+    ),
+)]
+pub async fn provider_logs(
+    State(engine): State<Engine>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<LogsQuery>,
+) -> Result<Json<ProviderLogs>, ApiError> {
+    let lines =
+        usize::try_from(ranged("lines", q.lines.as_deref(), 100, 1..=1000)?).unwrap_or(1000);
+    let p = engine.provider(&id)?;
+    let logs = p.logs(lines);
+    Ok(Json(ProviderLogs {
+        count: u64::try_from(logs.len()).unwrap_or(u64::MAX),
+        logs,
+        provider_id: id,
+    }))
+}
+
+/// `GET /api/providers/{id}/tools/history?limit=&from_position=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Most records to return (1 to 500, default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500, default = 100)]
+    limit: Option<String>,
+    /// Only records after this store position (default 0).
+    #[param(value_type = Option<u64>, minimum = 0, default = 0)]
+    from_position: Option<String>,
+}
+
+/// `GET /api/providers/{id}/tools/history` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ToolHistory {
+    /// The provider's id.
+    pub provider_id: String,
+    /// Invocations, oldest first.
+    #[schema(value_type = Vec<schema::ToolInvocation>)]
+    pub history: Vec<Value>,
+    /// How many invocation records the store holds for the provider.
+    pub total: u64,
+}
+
+/// A provider's tool invocation history (never argument values).
+#[utoipa::path(
+    get,
+    path = "/providers/{provider_id}/tools/history",
+    tag = "providers",
+    operation_id = "get_tool_history",
+    params(("provider_id" = String, Path, description = "Provider id"), HistoryQuery),
+    responses(
+        (status = 200, description = "The history", body = ToolHistory),
+        (status = 400, description = "The path is malformed", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+        (status = 422, description = "`limit` or `from_position` out of range, or the query string is malformed", body = ErrorBody),
+        (status = 500, description = "The store failed", body = ErrorBody),
+    ),
+)]
 pub async fn provider_history(
     State(engine): State<Engine>,
-    Path(id): Path<String>,
-    Query(q): Query<HistoryQuery>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> Result<Json<ToolHistory>, ApiError> {
     let limit = ranged("limit", q.limit.as_deref(), 100, 1..=500)?;
     let from = ranged("from_position", q.from_position.as_deref(), 0, 0..=u64::MAX)?;
     let (records, total) = engine
@@ -322,26 +730,62 @@ pub async fn provider_history(
             v
         })
         .collect();
-    Ok(Json(
-        json!({ "provider_id": id, "history": history, "total": total }),
-    ))
+    Ok(Json(ToolHistory {
+        provider_id: id,
+        history,
+        total,
+    }))
 }
 
-/// `GET /api/system`.
-pub async fn system(State(engine): State<Engine>) -> Json<Value> {
+/// `GET /api/system` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SystemInfo {
+    /// The figures.
+    pub system: SystemStats,
+}
+
+/// Server-wide figures.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SystemStats {
+    /// Providers known.
+    pub total_providers: u64,
+    /// How many providers are in each state (states with none are left out).
+    pub providers_by_state: BTreeMap<String, u64>,
+    /// Tools exposed on `/mcp`.
+    pub total_tools: u64,
+    /// Tool calls since start.
+    pub total_tool_calls: u64,
+    /// Seconds since start.
+    pub uptime_seconds: f64,
+    /// Hangar's version.
+    pub version: String,
+}
+
+/// Server-wide figures: providers by state, tools, calls, uptime, version.
+#[utoipa::path(
+    get,
+    path = "/system",
+    tag = "system",
+    operation_id = "get_system_info",
+    responses(
+        (status = 200, description = "The figures", body = SystemInfo),
+    ),
+)]
+pub async fn system(State(engine): State<Engine>) -> Json<SystemInfo> {
     let statuses = engine.statuses();
-    let mut by_state: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
     for s in &statuses {
         *by_state.entry(s.state.to_string()).or_default() += 1;
     }
-    Json(json!({
-        "system": {
-            "total_providers": statuses.len(),
-            "providers_by_state": by_state,
-            "total_tools": engine.catalog_snapshot().tools().len(),
-            "total_tool_calls": engine.calls_total(),
-            "uptime_seconds": engine.uptime_seconds(),
-            "version": env!("CARGO_PKG_VERSION"),
-        }
-    }))
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    Json(SystemInfo {
+        system: SystemStats {
+            total_providers: count(statuses.len()),
+            providers_by_state: by_state,
+            total_tools: count(engine.catalog_snapshot().tools().len()),
+            total_tool_calls: engine.calls_total(),
+            uptime_seconds: engine.uptime_seconds(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        },
+    })
 }

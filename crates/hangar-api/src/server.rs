@@ -23,6 +23,8 @@ pub struct ServerOptions {
     pub data_dir: PathBuf,
     /// Listen address.
     pub listen: SocketAddr,
+    /// Reload when the config file changes (`--watch`).
+    pub watch: bool,
 }
 
 impl Default for ServerOptions {
@@ -31,6 +33,7 @@ impl Default for ServerOptions {
             config: None,
             data_dir: PathBuf::from(".hangar"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            watch: false,
         }
     }
 }
@@ -93,11 +96,35 @@ pub async fn build(opts: &ServerOptions) -> Result<(AppState, HangarConfig), Ser
         tool_separator: config.server.tool_separator.clone(),
         log_capacity: config.server.max_log_lines,
         store: Some(store.clone()),
+        record_tool_history: config.server.record_tool_history,
         events: Some(
-            hangar_runtime::EventBus::new(Some(store.clone()), config.server.history_retention)
-                .await,
+            hangar_runtime::EventBus::new(
+                Some(store.clone()),
+                hangar_runtime::EventStoreSettings {
+                    history_retention: config.server.history_retention,
+                    snapshot_every: config.server.snapshot_every,
+                },
+            )
+            .await,
         ),
     });
+    // Secrets first: a provider's env may reference them, resolved at start.
+    // A bad master key is the operator's configuration (exit 64).
+    let secret_err = |e: hangar_runtime::secrets::SecretError| match e {
+        hangar_runtime::secrets::SecretError::BadMasterKey { .. } => {
+            ServerError::Config(e.to_string())
+        }
+        other => data_err(other.to_string()),
+    };
+    let (master_key, key_file) =
+        hangar_runtime::secrets::MasterKey::from_environment(&opts.data_dir).map_err(secret_err)?;
+    if let Some(path) = key_file {
+        tracing::warn!(path = %path.display(), "first start: master key for secrets written (mode 0600); back it up, secrets can't be read without it");
+    }
+    let secrets = hangar_runtime::secrets::Secrets::new(Some(store.clone()), master_key)
+        .await
+        .map_err(secret_err)?;
+    engine.set_env_resolver(Some(secrets.env_resolver(|_| None)));
     for (id, spec) in &config.providers {
         engine
             .add_provider(id, spec.clone(), ProviderSource::Config)
@@ -137,6 +164,9 @@ pub async fn build(opts: &ServerOptions) -> Result<(AppState, HangarConfig), Ser
         stored_providers = stored,
         "providers loaded"
     );
+    let catalog = hangar_runtime::CatalogService::new(Some(store.clone()))
+        .await
+        .map_err(|e| data_err(format!("catalog: {e}")))?;
     let state = AppState {
         engine,
         keys,
@@ -144,6 +174,13 @@ pub async fn build(opts: &ServerOptions) -> Result<(AppState, HangarConfig), Ser
         max_body_bytes: config.server.max_body_bytes,
         shutdown: CancellationToken::new(),
         listen: Some(opts.listen),
+        lifecycle: std::sync::Arc::new(crate::config_api::ConfigLifecycle::new(
+            opts.config.clone(),
+            Some(opts.data_dir.clone()),
+            config.server.clone(),
+        )),
+        catalog: std::sync::Arc::new(catalog),
+        secrets,
     };
     Ok((state, config))
 }
@@ -197,6 +234,16 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     tracing::info!(%addr, "hangar listening: MCP at http://{addr}/mcp, REST at http://{addr}/api");
     let engine = state.engine.clone();
     let shutdown = state.shutdown.clone();
+    if opts.watch {
+        if opts.config.is_none() {
+            return Err(ServerError::Config(
+                "--watch needs --config (there is no file to watch)".into(),
+            ));
+        }
+        crate::config_api::watch(state.lifecycle.clone(), engine.clone(), shutdown.clone())
+            .map_err(|e| ServerError::Config(format!("cannot watch the config file: {e}")))?;
+        tracing::info!("watching the config file; changes are applied as a reload");
+    }
     let app = router(state);
     let stop = shutdown.clone();
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {

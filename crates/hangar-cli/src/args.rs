@@ -7,8 +7,12 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Map, Value};
 
+use crate::catalog::CatalogCommand;
+use crate::config::ConfigCommand;
 use crate::error::CliError;
 use crate::groups::GroupsCommand;
+use crate::import::ImportArgs;
+use crate::system::MaintenanceCommand;
 
 /// Command line client for Hangar, the MCP gateway.
 #[derive(Debug, Parser)]
@@ -60,6 +64,29 @@ pub enum Command {
     /// Manage groups (load-balanced sets of providers behind one name).
     #[command(subcommand)]
     Groups(GroupsCommand),
+    /// Show, reload, export, back up or diff the server's configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Browse the catalog of known MCP servers and deploy them as providers.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Show gateway-wide figures: providers by state, groups, tools, calls, uptime, version.
+    System,
+    /// Maintenance of the server's stored data.
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
+    /// Create providers from an MCP client config file (Claude Desktop, Cursor, VS Code).
+    ///
+    /// Reads "mcpServers" (Claude Desktop, Cursor), "servers" (VS Code .vscode/mcp.json) or
+    /// "mcp": {"servers"} (VS Code settings.json); comments and trailing commas are accepted.
+    /// Each server becomes one provider: a command as a subprocess provider, a url as a remote
+    /// one. Names that are not valid provider ids are changed (and reported); disabled servers
+    /// are skipped; placeholders such as ${input:...} are kept as text, with a warning.
+    ///
+    /// Exit code: 0 when every server was created, already existed or was skipped; 1 when one
+    /// failed (or, with --dry-run, is invalid); 2 when the file cannot be read or has no
+    /// servers; 3 when the server cannot be reached.
+    Import(ImportArgs),
     /// List every tool the gateway exposes (over MCP).
     Tools,
     /// Call a tool through the gateway: `hangar call TOOL key=value ... [--json '{...}']`.
@@ -80,6 +107,9 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "HANGAR_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
+    /// Reload the config file when it changes (same as `hangar config reload`).
+    #[arg(long, env = "HANGAR_WATCH")]
+    pub watch: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -226,7 +256,7 @@ impl AddArgs {
     }
 }
 
-fn insert_env(body: &mut Map<String, Value>, pairs: &[String]) -> Result<(), CliError> {
+pub(crate) fn insert_env(body: &mut Map<String, Value>, pairs: &[String]) -> Result<(), CliError> {
     let env: Map<String, Value> = parse_env_pairs(pairs)?
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))

@@ -211,3 +211,45 @@ fn providers_update_body() {
     };
     assert!(u.to_body().is_err());
 }
+
+#[test]
+fn completions_cover_every_command() {
+    let mut script = Vec::new();
+    clap_complete::generate(
+        clap_complete::Shell::Bash,
+        &mut Cli::command(),
+        "hangar",
+        &mut script,
+    );
+    let script = String::from_utf8_lossy(&script);
+    for word in [
+        "providers",
+        "groups",
+        "config",
+        "catalog",
+        "system",
+        "maintenance",
+        "import",
+        "reload",
+        "deploy",
+        "compact",
+    ] {
+        assert!(script.contains(word), "bash completion lacks '{word}'");
+    }
+}
+
+#[test]
+fn new_top_level_commands_parse() {
+    assert!(matches!(
+        parse(&["hangar", "system"]).command,
+        Command::System
+    ));
+    let cli = parse(&["hangar", "maintenance", "compact", "provider:math"]);
+    let Command::Maintenance(crate::system::MaintenanceCommand::Compact { stream_id }) =
+        cli.command
+    else {
+        panic!("not compact")
+    };
+    assert_eq!(stream_id, "provider:math");
+    assert!(Cli::try_parse_from(["hangar", "maintenance", "compact"]).is_err());
+}

@@ -21,6 +21,11 @@ pub async fn run(cli: &Cli) -> Result<ExitCode, CliError> {
     match &cli.command {
         Command::Providers(command) => providers(cli, command, table).await?,
         Command::Groups(command) => crate::groups::run(cli, command, table).await?,
+        Command::Config(command) => return crate::config::run(cli, command, table).await,
+        Command::Catalog(command) => crate::catalog::run(cli, command, table).await?,
+        Command::System => crate::system::system(cli, table).await?,
+        Command::Maintenance(command) => crate::system::maintenance(cli, command, table).await?,
+        Command::Import(args) => return crate::import::run(cli, args, table).await,
         Command::Tools => {
             let client = connect(cli)?;
             let tools = McpClient::new(&client).list_tools().await?;

@@ -32,6 +32,12 @@ pub enum CliError {
     /// The server answered something this client does not understand.
     #[error("unexpected response from Hangar: {0}")]
     Protocol(String),
+    /// An import file cannot be read or understood.
+    #[error(transparent)]
+    Import(#[from] crate::import::ImportError),
+    /// A file named on the command line (e.g. `--out`) cannot be written.
+    #[error("cannot write {}: {reason}", path.display())]
+    OutputFile { path: PathBuf, reason: String },
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
@@ -40,7 +46,11 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) | CliError::NoKey { .. } | CliError::KeyFile { .. } => EXIT_USAGE,
+            CliError::Usage(_)
+            | CliError::NoKey { .. }
+            | CliError::KeyFile { .. }
+            | CliError::Import(_)
+            | CliError::OutputFile { .. } => EXIT_USAGE,
             CliError::Connect { .. } => EXIT_CONNECT,
             CliError::Api { .. }
             | CliError::JsonRpc { .. }

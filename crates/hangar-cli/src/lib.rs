@@ -3,14 +3,18 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod catalog;
 pub mod client;
 mod commands;
+pub mod config;
 pub mod error;
 pub mod groups;
+pub mod import;
 pub mod mcp;
 pub mod output;
 mod serve;
 pub mod sse;
+pub mod system;
 
 use std::process::ExitCode;
 

@@ -21,6 +21,7 @@ pub fn serve(args: ServeArgs, data_dir: PathBuf) -> ExitCode {
         config: args.config,
         data_dir,
         listen: args.listen,
+        watch: args.watch,
     };
     match runtime.block_on(hangar_api::server::run(options)) {
         Ok(()) => ExitCode::SUCCESS,

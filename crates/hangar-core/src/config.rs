@@ -38,6 +38,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_MAX_LOG_LINES: usize = 1000;
 /// Default tool invocation records kept per provider.
 pub const DEFAULT_HISTORY_RETENTION: u64 = 10_000;
+/// Default number of events on a stream between two snapshots.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 100;
+/// Default number of config backups kept.
+pub const DEFAULT_BACKUP_COUNT: usize = 5;
 
 /// Longest accepted tool separator.
 pub const MAX_SEPARATOR_LEN: usize = 8;
@@ -171,6 +175,15 @@ pub struct ServerSettings {
     /// Tool invocation records kept per provider in the store (at least 1); older
     /// ones are deleted, so history never grows without bound.
     pub history_retention: u64,
+    /// Config backups kept by `POST /api/config/backup` (at least 1); the
+    /// oldest is deleted when a new one would exceed it.
+    pub backup_count: usize,
+    /// A domain event stream gets a snapshot after this many new events (at
+    /// least 1); `POST /api/maintenance/compact` deletes what a snapshot covers.
+    pub snapshot_every: u64,
+    /// Record every tool call (tool, principal, argument size, duration,
+    /// outcome; never argument values) in the invocation history.
+    pub record_tool_history: bool,
 }
 
 impl Default for ServerSettings {
@@ -181,6 +194,9 @@ impl Default for ServerSettings {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_log_lines: DEFAULT_MAX_LOG_LINES,
             history_retention: DEFAULT_HISTORY_RETENTION,
+            backup_count: DEFAULT_BACKUP_COUNT,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            record_tool_history: true,
         }
     }
 }
@@ -202,6 +218,18 @@ impl ServerSettings {
         if self.history_retention == 0 {
             return Err(ConfigError::field(
                 "server.history_retention",
+                "must be at least 1",
+            ));
+        }
+        if self.snapshot_every == 0 {
+            return Err(ConfigError::field(
+                "server.snapshot_every",
+                "must be at least 1",
+            ));
+        }
+        if self.backup_count == 0 {
+            return Err(ConfigError::field(
+                "server.backup_count",
                 "must be at least 1",
             ));
         }

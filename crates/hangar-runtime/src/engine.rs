@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use hangar_core::{CallOutcome, DEFAULT_SEPARATOR, GroupSpec, ProviderSpec, validate_provider_id};
 use hangar_mcp::{Backend, BackendError, CallReport, Catalog, Lease};
 use tokio::sync::watch;
@@ -16,6 +16,9 @@ use crate::events::EventBus;
 use crate::group::{Group, GroupStatus, GroupTicket};
 use crate::provider::{NoticeSink, Provider, ProviderNotice, ProviderSource, ProviderStatus};
 use crate::store::Store;
+
+mod reconcile;
+pub use reconcile::{ReconcileReport, ReconcileSet};
 
 /// Event type of one finished tool call (the invocation history).
 pub const TOOL_INVOCATION: &str = "ToolInvocationCompleted";
@@ -31,6 +34,8 @@ pub struct EngineConfig {
     pub store: Option<Store>,
     /// Where domain events go (none: an in-memory bus).
     pub events: Option<EventBus>,
+    /// Record every tool call in the invocation history (`ToolInvocationCompleted`).
+    pub record_tool_history: bool,
 }
 
 impl Default for EngineConfig {
@@ -40,6 +45,7 @@ impl Default for EngineConfig {
             log_capacity: 1000,
             store: None,
             events: None,
+            record_tool_history: true,
         }
     }
 }
@@ -56,6 +62,8 @@ struct Shared {
     epoch: Instant,
     started_wall: std::time::Instant,
     calls_total: AtomicU64,
+    record_tool_history: bool,
+    env_resolver: Arc<ArcSwapOption<crate::secrets::EnvResolver>>,
 }
 
 /// The engine; cheap to clone.
@@ -87,6 +95,8 @@ impl Engine {
                 epoch: Instant::now(),
                 started_wall: std::time::Instant::now(),
                 calls_total: AtomicU64::new(0),
+                record_tool_history: config.record_tool_history,
+                env_resolver: Arc::new(ArcSwapOption::empty()),
             }),
         }
     }
@@ -94,6 +104,13 @@ impl Engine {
     /// The domain event bus.
     pub fn events(&self) -> &EventBus {
         &self.shared.events
+    }
+
+    /// Sets (or clears) how every provider's env is resolved at start (e.g.
+    /// `${secret:NAME}`, see [`crate::secrets`]); applies from each
+    /// provider's next start. Without one, env values are passed as written.
+    pub fn set_env_resolver(&self, resolver: Option<crate::secrets::EnvResolver>) {
+        self.shared.env_resolver.store(resolver.map(Arc::new));
     }
 
     /// The store, if any.
@@ -119,6 +136,16 @@ impl Engine {
                 ),
             }
         })
+    }
+
+    /// Every provider, by id (a snapshot; no lock held).
+    pub fn providers_snapshot(&self) -> Vec<Arc<Provider>> {
+        self.providers().values().cloned().collect()
+    }
+
+    /// Every group, by id (a snapshot; no lock held).
+    pub fn groups_snapshot(&self) -> Vec<Arc<Group>> {
+        self.groups().values().cloned().collect()
     }
 
     fn providers(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Provider>>> {
@@ -244,6 +271,7 @@ impl Engine {
             self.shared.log_capacity,
             self.shared.epoch,
             self.notice_sink(),
+            self.shared.env_resolver.clone(),
         );
         {
             let mut map = self.providers_mut();
@@ -527,6 +555,17 @@ impl Engine {
             .await?)
     }
 
+    /// Deletes the events of `stream_id` covered by its latest snapshot
+    /// (after storing every event emitted so far). `None` when the stream has
+    /// no snapshot (or there is no store); else the number deleted.
+    pub async fn compact(&self, stream_id: &str) -> Result<Option<u64>, RuntimeError> {
+        let Some(store) = &self.shared.store else {
+            return Ok(None);
+        };
+        self.shared.events.flush().await;
+        Ok(store.compact(stream_id).await?)
+    }
+
     /// Status of every provider, by id.
     pub fn statuses(&self) -> Vec<ProviderStatus> {
         self.providers().values().map(|p| p.status()).collect()
@@ -611,18 +650,20 @@ impl Backend for Engine {
             (None, true) => "tool_error",
             (None, false) => "success",
         };
-        self.shared.events.emit(
-            format!("provider:{}", report.lease.target),
-            TOOL_INVOCATION,
-            serde_json::json!({
-                "tool": report.tool,
-                "principal": report.principal,
-                "arguments_bytes": report.arguments_bytes,
-                "duration_ms": report.duration.as_secs_f64() * 1000.0,
-                "outcome": outcome,
-                "error": report.error.map(ToString::to_string),
-            }),
-        );
+        if self.shared.record_tool_history {
+            self.shared.events.emit(
+                format!("provider:{}", report.lease.target),
+                TOOL_INVOCATION,
+                serde_json::json!({
+                    "tool": report.tool,
+                    "principal": report.principal,
+                    "arguments_bytes": report.arguments_bytes,
+                    "duration_ms": report.duration.as_secs_f64() * 1000.0,
+                    "outcome": outcome,
+                    "error": report.error.map(ToString::to_string),
+                }),
+            );
+        }
         let failure = report
             .error
             .filter(|e| e.is_provider_failure())

@@ -20,6 +20,25 @@ const MAX_BATCH: usize = 512;
 /// How long the writer gathers events before a transaction.
 const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// How the event store keeps its size bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventStoreSettings {
+    /// Tool invocation records kept per provider (older ones are deleted).
+    pub history_retention: u64,
+    /// A stream gets a snapshot after this many new events; compaction
+    /// (`Store::compact`) deletes the events a snapshot covers.
+    pub snapshot_every: u64,
+}
+
+impl Default for EventStoreSettings {
+    fn default() -> Self {
+        Self {
+            history_retention: hangar_core::config::DEFAULT_HISTORY_RETENTION,
+            snapshot_every: hangar_core::config::DEFAULT_SNAPSHOT_EVERY,
+        }
+    }
+}
+
 /// One domain event.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DomainEvent {
@@ -55,11 +74,10 @@ impl std::fmt::Debug for EventBus {
 }
 
 impl EventBus {
-    /// A bus that persists to `store` (if any), keeping at most
-    /// `history_retention` tool invocation records per provider. Stream
-    /// versions continue from what the store holds. Must be called inside a
-    /// tokio runtime.
-    pub async fn new(store: Option<Store>, history_retention: u64) -> Self {
+    /// A bus that persists to `store` (if any), bounded by `settings`.
+    /// Stream versions continue from what the store holds. Must be called
+    /// inside a tokio runtime.
+    pub async fn new(store: Option<Store>, settings: EventStoreSettings) -> Self {
         let live = Self::in_memory().live;
         let mut versions = HashMap::new();
         let writer = match store {
@@ -69,7 +87,7 @@ impl EventBus {
                     Err(e) => tracing::warn!(error = %e, "could not read event stream versions"),
                 }
                 let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(write_batches(store, rx, history_retention));
+                tokio::spawn(write_batches(store, rx, settings));
                 Some(tx)
             }
             None => None,
@@ -129,11 +147,18 @@ impl EventBus {
     }
 }
 
-async fn write_batches(store: Store, mut rx: mpsc::UnboundedReceiver<Msg>, history_retention: u64) {
+async fn write_batches(
+    store: Store,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    settings: EventStoreSettings,
+) {
+    let history_retention = settings.history_retention;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Invocation records written per stream since its last prune.
     let mut since_prune: HashMap<String, u64> = HashMap::new();
     let prune_every = (history_retention / 10).max(1);
+    // Events written per stream since its last snapshot.
+    let mut since_snapshot: HashMap<String, u64> = HashMap::new();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // Gather for a moment so one transaction carries many events, unless
         // someone is waiting for a flush.
@@ -161,6 +186,9 @@ async fn write_batches(store: Store, mut rx: mpsc::UnboundedReceiver<Msg>, histo
         {
             *since_prune.entry(e.stream_id.clone()).or_default() += 1;
         }
+        for e in &events {
+            *since_snapshot.entry(e.stream_id.clone()).or_default() += 1;
+        }
         let n = events.len();
         if n > 0
             && let Err(e) = store.append_events(events).await
@@ -183,6 +211,17 @@ async fn write_batches(store: Store, mut rx: mpsc::UnboundedReceiver<Msg>, histo
                 .await
             {
                 tracing::warn!(error = %e, "could not prune tool invocation history");
+            }
+        }
+        let due: Vec<String> = since_snapshot
+            .iter()
+            .filter(|(_, n)| **n >= settings.snapshot_every)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for s in due {
+            since_snapshot.remove(&s);
+            if let Err(e) = store.take_snapshot(&s).await {
+                tracing::warn!(error = %e, stream = %s, "could not snapshot event stream");
             }
         }
         for done in flushes {

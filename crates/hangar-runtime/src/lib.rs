@@ -8,11 +8,13 @@
 //! - [`group`]: groups: balancer, circuit breakers, failover.
 //! - [`process`]: subprocesses in their own process group, stderr capture.
 //! - [`logs`]: the bounded stderr ring.
+//! - [`secrets`]: encrypted secrets and their injection into provider env.
 //! - [`store`]: the SQLite store.
 //!
 //! API boundary: this crate knows nothing about HTTP.
 #![forbid(unsafe_code)]
 
+pub mod catalog;
 pub mod engine;
 pub mod error;
 pub mod events;
@@ -20,15 +22,18 @@ pub mod group;
 pub mod logs;
 pub mod process;
 pub mod provider;
+pub mod secrets;
 pub mod store;
 
-pub use engine::{Engine, EngineConfig, TOOL_INVOCATION};
+pub use catalog::{CatalogEntry, CatalogError, CatalogService, NewCatalogEntry};
+pub use engine::{Engine, EngineConfig, ReconcileReport, ReconcileSet, TOOL_INVOCATION};
 pub use error::{RuntimeError, StoreError};
-pub use events::{DomainEvent, EventBus};
+pub use events::{DomainEvent, EventBus, EventStoreSettings};
 pub use group::{Group, GroupStatus, MemberStatus};
 pub use logs::LogLine;
 pub use provider::{HealthRecord, Provider, ProviderSource, ProviderStatus};
-pub use store::{Store, StoredEvent, StoredKey};
+pub use secrets::{EnvResolver, MasterKey, SecretError, SecretInfo, Secrets};
+pub use store::{Snapshot, Store, StoredEvent, StoredKey, StoredSecret};
 
 use std::sync::{Mutex, MutexGuard};
 

@@ -20,6 +20,7 @@ use tracing::Instrument;
 use crate::error::RuntimeError;
 use crate::logs::{LogLine, LogRing};
 use crate::process::{self, ChildProcess};
+use crate::secrets::EnvResolver;
 
 /// Grace period between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -133,6 +134,8 @@ pub struct Provider {
     epoch: Instant,
     notices: NoticeSink,
     shutdown: CancellationToken,
+    /// Resolves `${secret:...}` in the env at each start (shared with the engine).
+    env_resolver: Arc<ArcSwapOption<EnvResolver>>,
 }
 
 fn policy_for(spec: &ProviderSpec) -> FailurePolicy {
@@ -151,6 +154,7 @@ impl Provider {
         log_capacity: usize,
         epoch: Instant,
         notices: NoticeSink,
+        env_resolver: Arc<ArcSwapOption<EnvResolver>>,
     ) -> Arc<Self> {
         let machine = ProviderStateMachine::new(policy_for(&spec));
         let p = Arc::new(Self {
@@ -170,6 +174,7 @@ impl Provider {
             epoch,
             notices,
             shutdown: CancellationToken::new(),
+            env_resolver,
         });
         let weak = Arc::downgrade(&p);
         let shutdown = p.shutdown.clone();
@@ -388,13 +393,29 @@ impl Provider {
                 });
             }
         }
-        let (child, pipes) = process::spawn(
+        // The spec keeps the `${secret:...}` references; the resolved env
+        // lives only until the process is spawned, and is never logged.
+        let mut resolved = match self.env_resolver.load().as_deref() {
+            Some(r) => Some(
+                r.resolve(&self.id, &spec.env)
+                    .map_err(|e| RuntimeError::Spawn {
+                        provider: self.id.clone(),
+                        message: e.to_string(),
+                    })?,
+            ),
+            None => None,
+        };
+        let spawned = process::spawn(
             &self.id,
             &spec.command,
-            &spec.env,
+            resolved.as_ref().unwrap_or(&spec.env),
             spec.cwd.as_deref(),
             self.logs.clone(),
-        )?;
+        );
+        if let Some(env) = &mut resolved {
+            crate::secrets::wipe(env);
+        }
+        let (child, pipes) = spawned?;
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         let events = self.event_sink();
         let timeout = Duration::from_secs(spec.startup_timeout_s);
@@ -504,6 +525,13 @@ impl Provider {
         };
         self.apply(event);
         before
+    }
+
+    /// Stops the provider and starts it again, e.g. so that it gets the
+    /// current secret values.
+    pub async fn restart(self: &Arc<Self>) -> Result<(), RuntimeError> {
+        self.stop(false).await;
+        self.start().await
     }
 
     /// Replaces the spec; a running provider picks it up on its next start.

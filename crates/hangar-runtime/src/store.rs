@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use hangar_core::{GroupSpec, ProviderSpec};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::StoreError;
 
@@ -34,6 +34,13 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE (stream_id, version)
 );
 CREATE INDEX IF NOT EXISTS events_by_type ON events (stream_id, event_type, position);
+CREATE TABLE IF NOT EXISTS snapshots (
+    stream_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    time TEXT NOT NULL,
+    PRIMARY KEY (stream_id, version)
+);
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id TEXT PRIMARY KEY,
     principal_id TEXT NOT NULL,
@@ -43,6 +50,18 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at TEXT NOT NULL,
     expires_at TEXT,
     revoked_at TEXT
+);
+CREATE TABLE IF NOT EXISTS catalog (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY,
+    scope TEXT,
+    ciphertext BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
 );
 ";
 
@@ -83,6 +102,34 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredKey> {
     })
 }
 
+/// A stored secret: its ciphertext (`nonce || AES-256-GCM output`), never
+/// the value. `Debug` shows the ciphertext's length only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSecret {
+    /// The name used in `${secret:NAME}`.
+    pub name: String,
+    /// The scope label, if the secret is scoped.
+    pub scope: Option<String>,
+    /// 12-byte nonce followed by the ciphertext and its tag.
+    pub ciphertext: Vec<u8>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+impl std::fmt::Debug for StoredSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSecret")
+            .field("name", &self.name)
+            .field("scope", &self.scope)
+            .field("ciphertext_len", &self.ciphertext.len())
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
 /// An event read back from the store.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoredEvent {
@@ -96,11 +143,97 @@ pub struct StoredEvent {
     pub payload: serde_json::Value,
 }
 
+/// A stream's state folded from its events up to `version`: how many
+/// events of each type it had and the latest payload of each type. Events up
+/// to `version` may be deleted by compaction; the snapshot keeps their sum.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    /// The stream.
+    pub stream_id: String,
+    /// The last event version folded in.
+    pub version: u64,
+    /// Events per type folded into this stream's snapshots (invocation
+    /// records pruned by retention before a snapshot are not counted).
+    pub event_counts: std::collections::BTreeMap<String, u64>,
+    /// Latest payload per event type.
+    pub last: std::collections::BTreeMap<String, serde_json::Value>,
+    /// RFC 3339.
+    pub time: String,
+}
+
+fn latest_snapshot(c: &Connection, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+    let row: Option<String> = c
+        .query_row(
+            "SELECT state FROM snapshots WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1",
+            params![stream_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    row.map(|json| {
+        serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("snapshot of {stream_id}: {e}")))
+    })
+    .transpose()
+}
+
+fn snapshot_stream(c: &mut Connection, stream_id: &str) -> Result<Option<u64>, StoreError> {
+    let tx = c.transaction()?;
+    let mut snap = latest_snapshot(&tx, stream_id)?.unwrap_or_else(|| Snapshot {
+        stream_id: stream_id.to_owned(),
+        version: 0,
+        event_counts: Default::default(),
+        last: Default::default(),
+        time: String::new(),
+    });
+    let before = snap.version;
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT version, event_type, payload FROM events
+             WHERE stream_id = ?1 AND version > ?2 ORDER BY version",
+        )?;
+        let rows = stmt.query_map(
+            params![stream_id, i64::try_from(before).unwrap_or(i64::MAX)],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
+        )?;
+        for row in rows {
+            let (version, event_type, payload) = row?;
+            let payload: serde_json::Value = serde_json::from_str(&payload)
+                .map_err(|e| StoreError::Corrupt(format!("event {stream_id}/{version}: {e}")))?;
+            *snap.event_counts.entry(event_type.clone()).or_default() += 1;
+            snap.last.insert(event_type, payload);
+            snap.version = u64::try_from(version).unwrap_or(0);
+        }
+    }
+    if snap.version == before {
+        return Ok(None);
+    }
+    snap.time = crate::now_rfc3339();
+    let json = serde_json::to_string(&snap).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    tx.execute(
+        "INSERT OR REPLACE INTO snapshots (stream_id, version, state, time) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            stream_id,
+            i64::try_from(snap.version).unwrap_or(i64::MAX),
+            json,
+            snap.time
+        ],
+    )?;
+    tx.commit()?;
+    Ok(Some(snap.version))
+}
+
 /// Tables holding specs as JSON (never user input in the SQL text).
 #[derive(Clone, Copy)]
 enum Table {
     Providers,
     Groups,
+    Catalog,
 }
 
 impl Table {
@@ -108,6 +241,7 @@ impl Table {
         match self {
             Self::Providers => "providers",
             Self::Groups => "groups",
+            Self::Catalog => "catalog",
         }
     }
 }
@@ -237,6 +371,27 @@ impl Store {
         self.specs(Table::Groups).await
     }
 
+    /// Saves (inserts or replaces) a user catalog entry.
+    pub async fn put_catalog_entry(
+        &self,
+        id: &str,
+        entry: &crate::catalog::CatalogEntry,
+    ) -> Result<(), StoreError> {
+        self.put_spec(Table::Catalog, id, entry).await
+    }
+
+    /// Deletes a stored catalog entry; true if it existed.
+    pub async fn delete_catalog_entry(&self, id: &str) -> Result<bool, StoreError> {
+        self.delete_spec(Table::Catalog, id).await
+    }
+
+    /// All stored user catalog entries, by id.
+    pub async fn catalog_entries(
+        &self,
+    ) -> Result<Vec<(String, crate::catalog::CatalogEntry)>, StoreError> {
+        self.specs(Table::Catalog).await
+    }
+
     /// Appends events in one transaction (append-only; never updated).
     pub async fn append_events(
         &self,
@@ -335,13 +490,58 @@ impl Store {
         .await
     }
 
+    /// Folds the events of `stream_id` since its latest snapshot into a new
+    /// snapshot at the stream's current version (see [`Snapshot`]). Returns
+    /// the new snapshot's version, or `None` if there was nothing new.
+    pub async fn take_snapshot(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
+        let stream_id = stream_id.to_owned();
+        self.run(move |c| snapshot_stream(c, &stream_id)).await
+    }
+
+    /// The latest snapshot of `stream_id`, if any.
+    pub async fn latest_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let stream_id = stream_id.to_owned();
+        self.run(move |c| latest_snapshot(c, &stream_id)).await
+    }
+
+    /// Deletes the events of `stream_id` that its latest snapshot covers (and
+    /// older snapshots). `None` if the stream has no snapshot; else the
+    /// number of events deleted.
+    pub async fn compact(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
+        let stream_id = stream_id.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let Some(snap) = latest_snapshot(&tx, &stream_id)? else {
+                return Ok(None);
+            };
+            let v = i64::try_from(snap.version).unwrap_or(i64::MAX);
+            let deleted = tx.execute(
+                "DELETE FROM events WHERE stream_id = ?1 AND version <= ?2",
+                params![stream_id, v],
+            )?;
+            tx.execute(
+                "DELETE FROM snapshots WHERE stream_id = ?1 AND version < ?2",
+                params![stream_id, v],
+            )?;
+            tx.commit()?;
+            Ok(Some(deleted as u64))
+        })
+        .await
+    }
+
     /// The latest version of every stream.
     pub async fn stream_versions(
         &self,
     ) -> Result<std::collections::HashMap<String, u64>, StoreError> {
         self.run(|c| {
-            let mut stmt =
-                c.prepare("SELECT stream_id, MAX(version) FROM events GROUP BY stream_id")?;
+            // A compacted stream may keep no events: its snapshot holds the version.
+            let mut stmt = c.prepare(
+                "SELECT stream_id, MAX(v) FROM (
+                     SELECT stream_id, MAX(version) AS v FROM events GROUP BY stream_id
+                     UNION ALL
+                     SELECT stream_id, MAX(version) AS v FROM snapshots GROUP BY stream_id)
+                 GROUP BY stream_id",
+            )?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
             let mut out = std::collections::HashMap::new();
             for row in rows {
@@ -395,6 +595,70 @@ impl Store {
         self.run(|c| {
             let n: i64 = c.query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0))?;
             Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// Saves (inserts or replaces) an encrypted secret; `created_at` is kept
+    /// when the name exists already.
+    pub async fn put_secret(&self, secret: StoredSecret) -> Result<(), StoreError> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO secrets (name, scope, ciphertext, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(name) DO UPDATE SET scope = excluded.scope,
+                     ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+                params![
+                    secret.name,
+                    secret.scope,
+                    secret.ciphertext,
+                    secret.created_at,
+                    secret.updated_at
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes a secret; true if it existed.
+    pub async fn delete_secret(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.run(move |c| Ok(c.execute("DELETE FROM secrets WHERE name = ?1", params![name])? > 0))
+            .await
+    }
+
+    /// All secrets (ciphertext included), by name.
+    pub async fn secrets(&self) -> Result<Vec<StoredSecret>, StoreError> {
+        self.run(|c| {
+            let mut stmt = c.prepare(
+                "SELECT name, scope, ciphertext, created_at, updated_at FROM secrets ORDER BY name",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(StoredSecret {
+                    name: r.get(0)?,
+                    scope: r.get(1)?,
+                    ciphertext: r.get(2)?,
+                    created_at: r.get(3)?,
+                    updated_at: r.get(4)?,
+                })
+            })?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::from)
+        })
+        .await
+    }
+
+    /// The ciphertext of one secret, if it exists.
+    pub async fn secret_ciphertext(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let name = name.to_owned();
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT ciphertext FROM secrets WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?)
         })
         .await
     }

@@ -188,13 +188,13 @@ impl Drop for Server {
     }
 }
 
-async fn start_server() -> BenchResult<Server> {
+async fn start_server(server_settings: &str) -> BenchResult<Server> {
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("hangar.yaml");
     std::fs::write(
         &config,
         format!(
-            "providers:\n  fx:\n    command: [\"{}\"]\n    idle_ttl_s: 0\n    health_check_interval_s: 0\n",
+            "providers:\n  fx:\n    command: [\"{}\"]\n    idle_ttl_s: 0\n    health_check_interval_s: 0\n{server_settings}",
             bin("hangar-fixture")?.display()
         ),
     )?;
@@ -248,7 +248,7 @@ async fn main() -> BenchResult<()> {
         }
     }
 
-    let server = start_server().await?;
+    let server = start_server("").await?;
     let server_pid = server.child.id();
     let direct = direct_client().await?;
     let hangar = hangar_client(&server.url).await?;
@@ -298,6 +298,38 @@ async fn main() -> BenchResult<()> {
         );
     }
     let _ = stateless.cancel().await;
+
+    // The same 2025-session run against a second server with the event
+    // store's per-call writes off (no invocation history).
+    let quiet = start_server("server:\n  record_tool_history: false\n").await?;
+    let quiet_client = hangar_client(&quiet.url).await?;
+    run(&peers(std::slice::from_ref(&quiet_client)), "fx__echo", 200).await?;
+    let cpu0 = cpu_ticks(quiet.child.id())?;
+    let mut lat = run(
+        &peers(std::slice::from_ref(&quiet_client)),
+        "fx__echo",
+        calls,
+    )
+    .await?
+    .0;
+    let cpu1 = cpu_ticks(quiet.child.id())?;
+    lat.sort_unstable();
+    let (q50, q99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+    let cpu_ms = (cpu1 - cpu0) as f64 * 1000.0 / ticks;
+    println!(
+        "{:<30}{:>8.3} {:>8.3}",
+        "hangar, 2025, history off",
+        ms(q50),
+        ms(q99)
+    );
+    println!(
+        "  added by hangar             {:>8.3} {:>8.3}   server CPU/call {:.3} ms ({cpu_ms:.0} ms / {calls})",
+        ms(q50.saturating_sub(d50)),
+        ms(q99.saturating_sub(d99)),
+        cpu_ms / calls as f64
+    );
+    let _ = quiet_client.cancel().await;
+    drop(quiet);
 
     // Baseline: the fixture itself serving Streamable HTTP (rmcp's server
     // alone, no Hangar), to show what the HTTP layer costs by itself.

@@ -15,6 +15,7 @@ async fn main() {
         config: std::env::args().nth(1).map(PathBuf::from),
         data_dir: PathBuf::from(".hangar-embed"),
         listen: ([127, 0, 0, 1], 8001).into(),
+        watch: false,
     };
     let (state, _config) = match hangar_api::server::build(&opts).await {
         Ok(v) => v,

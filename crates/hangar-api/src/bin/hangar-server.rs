@@ -20,6 +20,9 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "HANGAR_LISTEN", default_value = "127.0.0.1:8000")]
     listen: SocketAddr,
+    /// Reload the config file when it changes (same as POST /api/config/reload).
+    #[arg(long, env = "HANGAR_WATCH")]
+    watch: bool,
 }
 
 #[tokio::main]
@@ -41,6 +44,7 @@ async fn main() {
         config: args.config,
         data_dir: args.data_dir,
         listen: args.listen,
+        watch: args.watch,
     };
     if let Err(e) = hangar_api::run(opts).await {
         eprintln!("hangar-server: {e}");

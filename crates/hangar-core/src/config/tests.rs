@@ -427,3 +427,11 @@ mod roundtrip {
         }
     }
 }
+
+#[test]
+fn zero_backups_or_snapshot_interval_are_rejected() {
+    let e = parse_err("server:\n  backup_count: 0\n");
+    assert_eq!(e.field.as_deref(), Some("server.backup_count"));
+    let e = parse_err("server:\n  snapshot_every: 0\n");
+    assert_eq!(e.field.as_deref(), Some("server.snapshot_every"));
+}

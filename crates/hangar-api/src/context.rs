@@ -1,0 +1,48 @@
+//! The state every `/api` handler can extract: the engine, plus what the
+//! config lifecycle routes need. Handlers take `State<Engine>` (or another
+//! part) through [`FromRef`].
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use hangar_runtime::secrets::Secrets;
+use hangar_runtime::{CatalogService, Engine};
+
+use crate::config_api::ConfigLifecycle;
+
+/// Shared state of the `/api` router.
+#[derive(Clone)]
+pub struct ApiContext {
+    /// The engine.
+    pub engine: Engine,
+    /// Config file, reload, backups.
+    pub lifecycle: Arc<ConfigLifecycle>,
+    /// The catalog of deployable MCP servers.
+    pub catalog: Arc<CatalogService>,
+    /// Encrypted secrets.
+    pub secrets: Secrets,
+}
+
+impl FromRef<ApiContext> for Secrets {
+    fn from_ref(ctx: &ApiContext) -> Secrets {
+        ctx.secrets.clone()
+    }
+}
+
+impl FromRef<ApiContext> for Engine {
+    fn from_ref(ctx: &ApiContext) -> Engine {
+        ctx.engine.clone()
+    }
+}
+
+impl FromRef<ApiContext> for Arc<ConfigLifecycle> {
+    fn from_ref(ctx: &ApiContext) -> Arc<ConfigLifecycle> {
+        ctx.lifecycle.clone()
+    }
+}
+
+impl FromRef<ApiContext> for Arc<CatalogService> {
+    fn from_ref(ctx: &ApiContext) -> Arc<CatalogService> {
+        ctx.catalog.clone()
+    }
+}
