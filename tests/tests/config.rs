@@ -424,3 +424,27 @@ async fn kill_dash_nine_loses_no_provider_history_or_catalog_entry() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["tags"], json!(["t"]), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_records_are_bounded_by_retention() {
+    let server = Server::start("server:\n  audit_retention: 3\n").await;
+    for i in 0..8 {
+        let (status, v) = send(
+            &server,
+            Method::PUT,
+            &format!("/secrets/S{i}"),
+            Some(json!({"value": "x"})),
+        )
+        .await;
+        assert_eq!(status, 201, "{v}");
+    }
+    let (status, v) = server
+        .get_json("/observability/audit?event_type=AdminChange&limit=100")
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let records = v["records"].as_array().unwrap();
+    assert_eq!(records.len(), 3, "{v}");
+    // The newest are the ones kept.
+    assert!(v.to_string().contains("/api/secrets/S7"), "{v}");
+    assert!(!v.to_string().contains("/api/secrets/S0"), "{v}");
+}

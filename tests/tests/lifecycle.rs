@@ -3,9 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use hangar_core::ProviderSpec;
-use hangar_e2e::{bin, process_alive};
+use hangar_e2e::{Server, bin, process_alive};
 use hangar_mcp::Backend;
 use hangar_runtime::{Engine, EngineConfig, ProviderSource};
+use reqwest::Method;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_start_stop_cycles_leave_nothing_behind() {
@@ -66,4 +67,34 @@ async fn a_broken_command_is_a_clear_error_not_a_hang() {
     let err = engine.acquire("cat", &[]).await.expect_err("must fail");
     assert!(err.to_string().contains("cat"), "{err}");
     engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_providers_are_capped_with_a_clear_503() {
+    let fixture = bin("hangar-fixture");
+    let config = format!(
+        "providers:\n  fx:\n    command: [\"{f}\"]\n  fy:\n    command: [\"{f}\"]\nserver:\n  max_running_providers: 1\n",
+        f = fixture.display()
+    );
+    let server = Server::start(&config).await;
+    let (status, v) = server.send(Method::POST, "/providers/fx/start", None).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = server.send(Method::POST, "/providers/fy/start", None).await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["error"], "ProviderCapacityError", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_running_providers"),
+        "{v}"
+    );
+    // A call to the capped provider's tool fails the same way over MCP.
+    let out = server.cli(&["call", "fy__echo", "text=hi"]);
+    assert!(!out.status.success(), "{out:?}");
+    // Freeing the slot lets it start.
+    let (status, v) = server.send(Method::POST, "/providers/fx/stop", None).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = server.send(Method::POST, "/providers/fy/start", None).await;
+    assert_eq!(status, 200, "{v}");
 }

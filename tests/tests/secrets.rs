@@ -170,3 +170,114 @@ async fn secrets_survive_a_restart_and_need_the_master_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(64), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scopes_decide_which_providers_get_which_secrets() {
+    let server = Server::start("").await;
+    let fixture = bin("hangar-fixture");
+    // Scopes over REST, with their errors.
+    let (status, v) = send(
+        &server,
+        Method::POST,
+        "/scopes",
+        Some(json!({"scope_id": "prod", "description": "production"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["scope_id"], "prod");
+    for (body, status) in [
+        (json!({"scope_id": "prod"}), 409),
+        (json!({"scope_id": "Bad Id"}), 422),
+        (json!({"nope": 1}), 422),
+    ] {
+        let (s, v) = send(&server, Method::POST, "/scopes", Some(body.clone())).await;
+        assert_eq!(s, status, "{body}: {v}");
+        assert_eq!(v["status_code"], status, "{v}");
+    }
+    let (status, v) = send(
+        &server,
+        Method::PUT,
+        "/secrets/PROD_TOKEN",
+        Some(json!({"value": VALUE, "scope": "nope"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+    // The CLI reads the value from stdin.
+    let mut child = std::process::Command::new(bin("hangar"))
+        .args([
+            "--url",
+            &server.url,
+            "--key",
+            hangar_e2e::ADMIN_KEY,
+            "secrets",
+            "set",
+            "PROD_TOKEN",
+            "--scope",
+            "prod",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{VALUE}").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(VALUE));
+    let out = server.cli(&["secrets", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("PROD_TOKEN") && text.contains("prod") && !text.contains(VALUE),
+        "{text}"
+    );
+
+    for (id, scope) in [("inprod", Some("prod")), ("outside", None)] {
+        let mut body = json!({
+            "provider_id": id,
+            "mode": "subprocess",
+            "command": [fixture],
+            "env": {"SECRET_THING": "${secret:PROD_TOKEN}"},
+        });
+        if let Some(s) = scope {
+            body["scope"] = json!(s);
+        }
+        let (status, v) = send(&server, Method::POST, "/providers", Some(body)).await;
+        assert_eq!(status, 201, "{v}");
+    }
+    let out = env_of(&server, "inprod__env");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(VALUE),
+        "{out:?}"
+    );
+    let (status, v) = send(&server, Method::POST, "/providers/outside/start", None).await;
+    assert!(status >= 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("is in scope 'prod' and not available to unscoped providers"),
+        "{v}"
+    );
+
+    // Deleting the scope unscopes its providers and secrets.
+    let out = server.cli(&["--output", "json", "scopes", "delete", "prod"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["providers"], json!(["inprod"]), "{v}");
+    assert_eq!(v["secrets"], json!(["PROD_TOKEN"]), "{v}");
+    let (_, v) = send(&server, Method::GET, "/secrets", None).await;
+    assert_eq!(v["secrets"][0]["scope"], Value::Null, "{v}");
+    let (status, v) = send(&server, Method::POST, "/providers/outside/start", None).await;
+    assert_eq!(status, 200, "{v}");
+    let out = env_of(&server, "outside__env");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(VALUE),
+        "{out:?}"
+    );
+    let (status, _) = send(&server, Method::DELETE, "/scopes/prod", None).await;
+    assert_eq!(status, 404);
+    let out = server.cli(&["scopes", "list"]);
+    assert!(out.status.success(), "{out:?}");
+}

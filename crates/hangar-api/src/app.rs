@@ -19,7 +19,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{KeyRing, require_key};
+use crate::auth::{Gate, KeyRing, require_key};
+use crate::authz::{Access, Authz, RoutePermissions, authorize};
 use crate::config_api::ConfigLifecycle;
 use crate::context::ApiContext;
 use crate::error::ApiError;
@@ -82,6 +83,8 @@ pub struct AppState {
     pub engine: Engine,
     /// API keys.
     pub keys: KeyRing,
+    /// Roles, assignments, rate limits, failed-auth backoff, audit.
+    pub access: Access,
     /// Allowed origins.
     pub origins: OriginPolicy,
     /// Largest accepted request body.
@@ -96,6 +99,8 @@ pub struct AppState {
     pub catalog: Arc<hangar_runtime::CatalogService>,
     /// Encrypted secrets.
     pub secrets: hangar_runtime::secrets::Secrets,
+    /// Scopes of providers and secrets.
+    pub scopes: hangar_runtime::scopes::Scopes,
 }
 
 async fn check_origin(State(origins): State<OriginPolicy>, req: Request, next: Next) -> Response {
@@ -274,12 +279,13 @@ pub fn api_router() -> OpenApiRouter<ApiContext> {
         .merge(crate::catalog_api::routes())
         .merge(crate::maintenance::routes())
         .merge(crate::secrets_api::routes())
-}
-
-/// The REST routes under `/api` (state applied).
-pub fn api_routes(ctx: ApiContext) -> Router {
-    let (routes, _) = api_router().split_for_parts();
-    finish_api(routes, ctx)
+        .merge(crate::policies_api::routes())
+        .merge(crate::approvals_api::routes())
+        .merge(crate::questions_api::routes())
+        .merge(crate::scopes_api::routes())
+        .merge(crate::auth_api::routes())
+        .merge(crate::tokens_api::routes())
+        .merge(crate::audit_api::routes())
 }
 
 fn finish_api(routes: Router<ApiContext>, ctx: ApiContext) -> Router {
@@ -293,10 +299,11 @@ fn finish_api(routes: Router<ApiContext>, ctx: ApiContext) -> Router {
 pub fn router(state: AppState) -> Router {
     let (api, api_doc) = api_router().split_for_parts();
     let (open, open_doc) = open_router().split_for_parts();
-    // Built once: `GET /openapi.json` serves these bytes.
-    let doc = OpenApiJson(Bytes::from(crate::openapi::to_json(
-        &crate::openapi::document(api_doc, open_doc),
-    )));
+    // Built once: `GET /openapi.json` serves these bytes, and every route's
+    // permission is read from them (see `authz`).
+    let document = crate::openapi::to_value(&crate::openapi::document(api_doc, open_doc));
+    let permissions = RoutePermissions::from_document(&document);
+    let doc = OpenApiJson(Bytes::from(document.to_string()));
     let protected = Router::new()
         .route_service("/mcp", mcp_service(&state))
         .route_layer(middleware::from_fn(jsonrpc_errors))
@@ -309,11 +316,25 @@ pub fn router(state: AppState) -> Router {
                     lifecycle: state.lifecycle.clone(),
                     catalog: state.catalog.clone(),
                     secrets: state.secrets.clone(),
+                    scopes: state.scopes.clone(),
+                    keys: state.keys.clone(),
+                    access: state.access.clone(),
                 },
             ),
         )
+        // Runs after `require_key` (layers added later run first).
         .route_layer(middleware::from_fn_with_state(
-            state.keys.clone(),
+            Authz {
+                access: state.access.clone(),
+                routes: permissions,
+            },
+            authorize,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            Gate {
+                keys: state.keys.clone(),
+                access: state.access.clone(),
+            },
             require_key,
         ));
     open.method_not_allowed_fallback(method_not_allowed)

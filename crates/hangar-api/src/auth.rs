@@ -1,21 +1,38 @@
-//! API keys: `hgr_<random>`, stored as SHA-256 hashes, compared in constant
-//! time, bootstrapped at first start.
+//! Authentication: `hgr_` keys (API keys and personal tokens), stored as
+//! SHA-256 hashes, compared in constant time, expiring and revocable; the
+//! bootstrap admin key; and [`require_key`], the middleware in front of `/api`
+//! and `/mcp`, which also slows down clients that keep presenting bad keys
+//! ([`hangar_core::AuthBackoff`], by peer IP) and records each failure as a
+//! `SecurityEvent` on the `audit` stream.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hangar_runtime::{Store, StoreError, StoredKey};
+use http::StatusCode;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::authz::{Access, SecurityKind};
 use crate::error::ApiError;
 
 /// Prefix of every Hangar key.
 pub const KEY_PREFIX: &str = "hgr_";
+
+/// `kind` of an API key (managed over `/api/auth/keys`).
+pub const KIND_KEY: &str = "key";
+
+/// `kind` of a personal token (managed by its principal over `/api/tokens`).
+pub const KIND_TOKEN: &str = "token";
+
+/// Characters of a key shown in listings (`hgr_` and 8 more).
+const SHOWN_PREFIX_LEN: usize = 12;
 
 /// The caller, attached to each authenticated request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,16 +46,16 @@ pub struct Principal {
 #[derive(Debug, Clone)]
 struct KeyEntry {
     hash: [u8; 32],
-    key_id: String,
-    principal_id: String,
-    expires_at: Option<time::OffsetDateTime>,
-    revoked: bool,
+    expires: Option<time::OffsetDateTime>,
+    meta: StoredKey,
 }
 
-/// The in-memory set of key hashes, loaded from the store.
+/// The in-memory set of keys (hashes and metadata), loaded from the store;
+/// changes are written to the store before they apply.
 #[derive(Debug, Clone, Default)]
 pub struct KeyRing {
     keys: Arc<RwLock<Vec<KeyEntry>>>,
+    store: Option<Store>,
 }
 
 fn hash_key(raw: &str) -> [u8; 32] {
@@ -52,18 +69,52 @@ pub fn generate_key() -> String {
     format!("{KEY_PREFIX}{}", hex::encode(bytes))
 }
 
-fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
+/// Parses an RFC 3339 time.
+pub fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
 }
 
+fn format_time(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// What is asked for a new key or token.
+#[derive(Debug, Clone)]
+pub struct NewKey<'a> {
+    /// Who it authenticates as.
+    pub principal_id: &'a str,
+    /// Human-readable name.
+    pub name: &'a str,
+    /// [`KIND_KEY`] or [`KIND_TOKEN`].
+    pub kind: &'a str,
+    /// When it stops working.
+    pub expires_at: Option<time::OffsetDateTime>,
+}
+
 impl KeyRing {
-    /// Loads every key from the store.
+    /// Loads every key from the store; later changes are stored there.
     pub async fn load(store: &Store) -> Result<Self, StoreError> {
-        let ring = Self::default();
+        let ring = Self {
+            keys: Arc::default(),
+            store: Some(store.clone()),
+        };
         for k in store.keys().await? {
             ring.insert(&k);
         }
         Ok(ring)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<KeyEntry>> {
+        self.keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<KeyEntry>> {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn insert(&self, k: &StoredKey) {
@@ -72,24 +123,18 @@ impl KeyRing {
             tracing::warn!(key_id = %k.key_id, "skipping stored key with a malformed hash");
             return;
         }
-        self.keys
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(KeyEntry {
-                hash,
-                key_id: k.key_id.clone(),
-                principal_id: k.principal_id.clone(),
-                expires_at: k.expires_at.as_deref().and_then(parse_time),
-                revoked: k.revoked_at.is_some(),
-            });
+        self.write().push(KeyEntry {
+            hash,
+            expires: k.expires_at.as_deref().and_then(parse_time),
+            meta: k.clone(),
+        });
     }
 
-    /// Creates, stores and returns a new key for `principal_id`.
+    /// Creates, stores and returns a new key; `raw` is the key to use (else
+    /// one is generated). The raw key is returned once and kept nowhere.
     pub async fn create(
         &self,
-        store: &Store,
-        principal_id: &str,
-        name: &str,
+        new: NewKey<'_>,
         raw: Option<String>,
     ) -> Result<(StoredKey, String), StoreError> {
         let raw = raw.unwrap_or_else(generate_key);
@@ -97,27 +142,79 @@ impl KeyRing {
         rand::rng().fill_bytes(&mut id);
         let stored = StoredKey {
             key_id: hex::encode(id),
-            principal_id: principal_id.to_owned(),
-            name: name.to_owned(),
+            principal_id: new.principal_id.to_owned(),
+            name: new.name.to_owned(),
             key_hash: hex::encode(hash_key(&raw)),
-            prefix: raw.chars().take(8).collect(),
+            prefix: raw.chars().take(SHOWN_PREFIX_LEN).collect(),
             created_at: hangar_runtime::now_rfc3339(),
-            expires_at: None,
+            expires_at: new.expires_at.map(format_time),
             revoked_at: None,
+            kind: new.kind.to_owned(),
         };
-        store.put_key(stored.clone()).await?;
+        if let Some(store) = &self.store {
+            store.put_key(stored.clone()).await?;
+        }
         self.insert(&stored);
         Ok((stored, raw))
+    }
+
+    /// The key with this id.
+    pub fn get(&self, key_id: &str) -> Option<StoredKey> {
+        self.read()
+            .iter()
+            .find(|k| k.meta.key_id == key_id)
+            .map(|k| k.meta.clone())
+    }
+
+    /// Revokes a key (stored first). `None` if there is no such key; a key
+    /// revoked before is returned as it is.
+    pub async fn revoke(&self, key_id: &str) -> Result<Option<StoredKey>, StoreError> {
+        let Some(current) = self.get(key_id) else {
+            return Ok(None);
+        };
+        if current.revoked_at.is_some() {
+            return Ok(Some(current));
+        }
+        let now = hangar_runtime::now_rfc3339();
+        if let Some(store) = &self.store {
+            store.revoke_key(key_id, &now).await?;
+        }
+        let mut keys = self.write();
+        let entry = keys.iter_mut().find(|k| k.meta.key_id == key_id);
+        Ok(entry.map(|k| {
+            k.meta.revoked_at.get_or_insert(now);
+            k.meta.clone()
+        }))
+    }
+
+    /// Keys (metadata only) of `principal_id` (every principal if `None`) of
+    /// `kind` (every kind if `None`), oldest first.
+    pub fn list(&self, principal_id: Option<&str>, kind: Option<&str>) -> Vec<StoredKey> {
+        self.read()
+            .iter()
+            .filter(|k| principal_id.is_none_or(|p| k.meta.principal_id == p))
+            .filter(|k| kind.is_none_or(|kind| k.meta.kind == kind))
+            .map(|k| k.meta.clone())
+            .collect()
+    }
+
+    /// Every principal that has a key, with how many keys are active (not
+    /// revoked, not expired).
+    pub fn principals(&self) -> BTreeMap<String, usize> {
+        let now = time::OffsetDateTime::now_utc();
+        let mut out = BTreeMap::new();
+        for k in self.read().iter() {
+            let active = k.meta.revoked_at.is_none() && k.expires.is_none_or(|t| t > now);
+            *out.entry(k.meta.principal_id.clone()).or_insert(0) += usize::from(active);
+        }
+        out
     }
 
     /// The principal for a presented key. Every stored hash is compared in
     /// constant time, so timing does not reveal how much of a key matched.
     pub fn authenticate(&self, raw: &str) -> Result<Principal, &'static str> {
         let presented = hash_key(raw);
-        let keys = self
-            .keys
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let keys = self.read();
         let mut found: Option<&KeyEntry> = None;
         for k in keys.iter() {
             if bool::from(k.hash.ct_eq(&presented)) {
@@ -125,20 +222,23 @@ impl KeyRing {
             }
         }
         let k = found.ok_or("invalid API key")?;
-        if k.revoked {
+        if k.meta.revoked_at.is_some() {
             return Err("API key revoked");
         }
-        if k.expires_at
+        if k.expires
             .is_some_and(|t| t <= time::OffsetDateTime::now_utc())
         {
             return Err("API key expired");
         }
         Ok(Principal {
-            id: k.principal_id.clone(),
-            key_id: k.key_id.clone(),
+            id: k.meta.principal_id.clone(),
+            key_id: k.meta.key_id.clone(),
         })
     }
 }
+
+/// The principal of the bootstrap admin key.
+pub const ADMIN_PRINCIPAL: &str = "admin";
 
 /// At first start with an empty store, creates the admin key: the value of
 /// `HANGAR_ADMIN_KEY` if set, otherwise a generated one written to
@@ -152,20 +252,22 @@ pub async fn bootstrap_admin_key(
     if store.key_count().await? > 0 {
         return Ok(None);
     }
+    let new = |name| NewKey {
+        principal_id: ADMIN_PRINCIPAL,
+        name,
+        kind: KIND_KEY,
+        expires_at: None,
+    };
     if let Some(raw) = from_env.filter(|k| !k.trim().is_empty()) {
         ring.create(
-            store,
-            "admin",
-            "bootstrap admin key (HANGAR_ADMIN_KEY)",
+            new("bootstrap admin key (HANGAR_ADMIN_KEY)"),
             Some(raw.trim().to_owned()),
         )
         .await?;
         tracing::info!("admin key taken from HANGAR_ADMIN_KEY");
         return Ok(None);
     }
-    let (_, raw) = ring
-        .create(store, "admin", "bootstrap admin key", None)
-        .await?;
+    let (_, raw) = ring.create(new("bootstrap admin key"), None).await?;
     let path = data_dir.join("admin.key");
     write_private(&path, &raw)?;
     tracing::info!(path = %path.display(), "generated the admin API key");
@@ -186,8 +288,47 @@ fn write_private(path: &Path, contents: &str) -> Result<(), std::io::Error> {
     f.sync_all()
 }
 
+/// What [`require_key`] needs: the keys, and the failed-auth backoff and event
+/// sink of [`Access`].
+#[derive(Clone)]
+pub struct Gate {
+    /// The keys.
+    pub keys: KeyRing,
+    /// Roles, limits, backoff, audit.
+    pub access: Access,
+}
+
+/// The peer address of a request: from axum's `ConnectInfo` when the server
+/// was started with it (`hangar-server` is), else `unknown` (e.g. the router
+/// driven directly, or embedded without connect info: all such clients then
+/// share one backoff entry).
+pub fn client_of(req: &Request) -> String {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+}
+
 /// Middleware: requires `Authorization: Bearer <key>`.
-pub async fn require_key(State(ring): State<KeyRing>, mut req: Request, next: Next) -> Response {
+///
+/// A client (peer IP) that presented bad keys more than the backoff's free
+/// failures is answered 429 with `Retry-After` until its delay has passed,
+/// without its key being looked at or the attempt counted. A request without
+/// the header is answered 401 and not counted (it guesses nothing).
+pub async fn require_key(State(gate): State<Gate>, mut req: Request, next: Next) -> Response {
+    let client = client_of(&req);
+    if let Some(wait) = gate.access.auth_blocked(&client) {
+        let secs = wait.as_millis().div_ceil(1_000).max(1);
+        let mut resp = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            format!("too many failed authentication attempts; retry in {secs} s"),
+        )
+        .into_response();
+        if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
     let header = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -199,15 +340,25 @@ pub async fn require_key(State(ring): State<KeyRing>, mut req: Request, next: Ne
         return ApiError::unauthorized("missing Authorization: Bearer <key> header")
             .into_response();
     };
-    match ring.authenticate(token.trim()) {
+    match gate.keys.authenticate(token.trim()) {
         Ok(principal) => {
+            gate.access.auth_succeeded(&client);
             req.extensions_mut()
                 .insert(hangar_mcp::CallerId(principal.id.clone()));
             req.extensions_mut().insert(principal);
             next.run(req).await
         }
         Err(why) => {
-            tracing::warn!(reason = why, "authentication failed");
+            let delay = gate.access.auth_failed(&client);
+            tracing::warn!(reason = why, %client, delay_s = delay.as_secs(), "authentication failed");
+            gate.access.security_event(
+                SecurityKind::AuthFailed,
+                None,
+                &client,
+                req.method().as_str(),
+                req.uri().path(),
+                why,
+            );
             ApiError::unauthorized(why).into_response()
         }
     }
@@ -217,34 +368,62 @@ pub async fn require_key(State(ring): State<KeyRing>, mut req: Request, next: Ne
 mod tests {
     use super::*;
 
+    fn stored(key_id: &str, principal: &str, raw: &str, expires: Option<&str>) -> StoredKey {
+        StoredKey {
+            key_id: key_id.into(),
+            principal_id: principal.into(),
+            name: "n".into(),
+            key_hash: hex::encode(hash_key(raw)),
+            prefix: "hgr_".into(),
+            created_at: String::new(),
+            expires_at: expires.map(str::to_owned),
+            revoked_at: None,
+            kind: KIND_KEY.into(),
+        }
+    }
+
     #[test]
     fn keys_look_right_and_authenticate() {
         let k = generate_key();
         assert!(k.starts_with(KEY_PREFIX));
         assert_eq!(k.len(), 4 + 64);
         let ring = KeyRing::default();
-        ring.insert(&StoredKey {
-            key_id: "k1".into(),
-            principal_id: "alice".into(),
-            name: "n".into(),
-            key_hash: hex::encode(hash_key(&k)),
-            prefix: "hgr_".into(),
-            created_at: String::new(),
-            expires_at: None,
-            revoked_at: None,
-        });
+        ring.insert(&stored("k1", "alice", &k, None));
         assert_eq!(ring.authenticate(&k).map(|p| p.id), Ok("alice".to_owned()));
         assert!(ring.authenticate("hgr_nope").is_err());
-        ring.insert(&StoredKey {
-            key_id: "k2".into(),
-            principal_id: "bob".into(),
-            name: "n".into(),
-            key_hash: hex::encode(hash_key("hgr_old")),
-            prefix: "hgr_".into(),
-            created_at: String::new(),
-            expires_at: Some("2000-01-01T00:00:00Z".into()),
-            revoked_at: None,
-        });
+        ring.insert(&stored(
+            "k2",
+            "bob",
+            "hgr_old",
+            Some("2000-01-01T00:00:00Z"),
+        ));
         assert_eq!(ring.authenticate("hgr_old"), Err("API key expired"));
+    }
+
+    #[tokio::test]
+    async fn revoked_keys_fail_and_listings_hide_secrets() {
+        let ring = KeyRing::default();
+        let (key, raw) = ring
+            .create(
+                NewKey {
+                    principal_id: "carol",
+                    name: "ci",
+                    kind: KIND_TOKEN,
+                    expires_at: None,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(key.prefix.len(), SHOWN_PREFIX_LEN);
+        assert!(ring.authenticate(&raw).is_ok());
+        assert_eq!(ring.list(Some("carol"), Some(KIND_TOKEN)).len(), 1);
+        assert!(ring.list(Some("carol"), Some(KIND_KEY)).is_empty());
+        assert_eq!(ring.principals().get("carol"), Some(&1));
+        let revoked = ring.revoke(&key.key_id).await.unwrap().unwrap();
+        assert!(revoked.revoked_at.is_some());
+        assert_eq!(ring.authenticate(&raw), Err("API key revoked"));
+        assert_eq!(ring.principals().get("carol"), Some(&0));
+        assert!(ring.revoke("nope").await.unwrap().is_none());
     }
 }

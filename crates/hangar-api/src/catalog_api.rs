@@ -195,7 +195,8 @@ fn required(value: Option<String>, field: &str) -> Result<String, ApiError> {
     responses(
         (status = 200, description = "Matching entries, sorted by id", body = CatalogList),
         (status = 422, description = "Malformed query string", body = ErrorBody),
-    )
+    ),
+    security(("bearer" = ["catalog:read"]))
 )]
 pub async fn list_entries(
     State(catalog): State<Arc<CatalogService>>,
@@ -222,7 +223,8 @@ pub async fn list_entries(
     responses(
         (status = 200, description = "The entry", body = CatalogEntryView),
         (status = 404, description = "No such entry", body = ErrorBody),
-    )
+    ),
+    security(("bearer" = ["catalog:read"]))
 )]
 pub async fn get_entry(
     State(catalog): State<Arc<CatalogService>>,
@@ -245,7 +247,8 @@ pub async fn get_entry(
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid entry; the message names the field", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
-    )
+    ),
+    security(("bearer" = ["catalog:write"]))
 )]
 pub async fn add_entry(
     State(catalog): State<Arc<CatalogService>>,
@@ -286,7 +289,8 @@ pub async fn add_entry(
         (status = 404, description = "No such entry", body = ErrorBody),
         (status = 409, description = "Built-in entries cannot be deleted", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
-    )
+    ),
+    security(("bearer" = ["catalog:write"]))
 )]
 pub async fn delete_entry(
     State(catalog): State<Arc<CatalogService>>,
@@ -318,7 +322,8 @@ pub async fn delete_entry(
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Invalid provider id or env; the message names the field", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
-    )
+    ),
+    security(("bearer" = ["catalog:deploy"]))
 )]
 pub async fn deploy_entry(
     State(catalog): State<Arc<CatalogService>>,

@@ -295,7 +295,7 @@ pub struct ConfigResponse {
         (status = 200, description = "Live configuration", body = ConfigResponse),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["config:read"]))
 )]
 pub async fn get_config(State(ctx): State<ApiContext>) -> Json<ConfigResponse> {
     let source = |s: ProviderSource| match s {
@@ -377,7 +377,7 @@ pub struct ReloadResponse {
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Unreadable or invalid config file (names field and line)", body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["config:write"]))
 )]
 pub async fn reload_config(
     State(ctx): State<ApiContext>,
@@ -420,7 +420,7 @@ pub struct ExportResponse {
         (status = 200, description = "Live state as YAML", body = ExportResponse),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["config:read"]))
 )]
 pub async fn export_config(
     State(ctx): State<ApiContext>,
@@ -453,7 +453,7 @@ pub struct BackupResponse {
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 409, description = "No data directory", body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["config:write"]))
 )]
 pub async fn backup_config(
     State(ctx): State<ApiContext>,
@@ -486,7 +486,7 @@ pub struct DiffResponse {
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 422, description = "The file on disk is unreadable or invalid", body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["config:read"]))
 )]
 pub async fn diff_config(State(ctx): State<ApiContext>) -> Result<Json<DiffResponse>, ApiError> {
     let diff = on_blocking_pool(&ctx, |l, e| l.diff(e)).await?;

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::FromRef;
+use hangar_runtime::scopes::Scopes;
 use hangar_runtime::secrets::Secrets;
 use hangar_runtime::{CatalogService, Engine};
 
@@ -21,6 +22,18 @@ pub struct ApiContext {
     pub catalog: Arc<CatalogService>,
     /// Encrypted secrets.
     pub secrets: Secrets,
+    /// Scopes of providers and secrets.
+    pub scopes: Scopes,
+    /// API keys and personal tokens.
+    pub keys: crate::auth::KeyRing,
+    /// Roles, assignments, limits, audit.
+    pub access: crate::authz::Access,
+}
+
+impl FromRef<ApiContext> for Scopes {
+    fn from_ref(ctx: &ApiContext) -> Scopes {
+        ctx.scopes.clone()
+    }
 }
 
 impl FromRef<ApiContext> for Secrets {

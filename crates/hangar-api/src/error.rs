@@ -101,6 +101,9 @@ impl From<RuntimeError> for ApiError {
             | RuntimeError::StartTimeout { .. }
             | RuntimeError::Upstream(_) => (StatusCode::BAD_GATEWAY, "ProviderStartError"),
             RuntimeError::Unsupported { .. } => (StatusCode::NOT_IMPLEMENTED, "NotSupportedError"),
+            RuntimeError::AtCapacity { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "ProviderCapacityError")
+            }
             RuntimeError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "StorageError"),
         };
         Self::new(status, kind, e.to_string())

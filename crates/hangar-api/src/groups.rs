@@ -31,6 +31,7 @@ pub struct GroupList {
     responses(
         (status = 200, description = "The groups", body = GroupList),
     ),
+    security(("bearer" = ["groups:read"]))
 )]
 pub async fn list_groups(State(engine): State<Engine>) -> Json<GroupList> {
     Json(GroupList {
@@ -100,6 +101,7 @@ pub struct GroupCreated {
         (status = 422, description = "Unknown field or invalid value (the message names the field)", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
     ),
+    security(("bearer" = ["groups:write"]))
 )]
 pub async fn create_group(
     State(engine): State<Engine>,
@@ -148,6 +150,7 @@ pub struct GroupDetail {
         (status = 400, description = "The path is malformed", body = ErrorBody),
         (status = 404, description = "No such group", body = ErrorBody),
     ),
+    security(("bearer" = ["groups:read"]))
 )]
 pub async fn get_group(
     State(engine): State<Engine>,
@@ -215,6 +218,7 @@ pub struct GroupUpdated {
         (status = 422, description = "Unknown field or invalid value", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
     ),
+    security(("bearer" = ["groups:write"]))
 )]
 pub async fn update_group(
     State(engine): State<Engine>,
@@ -269,6 +273,7 @@ pub struct GroupDeleted {
         (status = 404, description = "No such group", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
     ),
+    security(("bearer" = ["groups:write"]))
 )]
 pub async fn delete_group(
     State(engine): State<Engine>,
@@ -303,6 +308,7 @@ pub struct GroupRebalanced {
         (status = 400, description = "The path is malformed", body = ErrorBody),
         (status = 404, description = "No such group", body = ErrorBody),
     ),
+    security(("bearer" = ["groups:write"]))
 )]
 pub async fn rebalance_group(
     State(engine): State<Engine>,
@@ -375,6 +381,7 @@ pub struct MemberAdded {
         (status = 422, description = "Unknown field or invalid value", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
     ),
+    security(("bearer" = ["groups:write"]))
 )]
 pub async fn add_member(
     State(engine): State<Engine>,
@@ -432,6 +439,7 @@ pub struct MemberRemoved {
         (status = 404, description = "No such group, or not a member", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
     ),
+    security(("bearer" = ["groups:write"]))
 )]
 pub async fn remove_member(
     State(engine): State<Engine>,

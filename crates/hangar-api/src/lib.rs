@@ -8,7 +8,11 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod approvals_api;
+pub mod audit_api;
 pub mod auth;
+pub mod auth_api;
+pub mod authz;
 pub mod catalog_api;
 pub mod config_api;
 pub mod context;
@@ -17,10 +21,14 @@ pub mod extract;
 pub mod groups;
 pub mod maintenance;
 pub mod openapi;
+pub mod policies_api;
+pub mod questions_api;
 pub mod rest;
 pub mod schema;
+pub mod scopes_api;
 pub mod secrets_api;
 pub mod server;
+pub mod tokens_api;
 
 pub use app::{AppState, OriginPolicy, router};
 pub use error::ApiError;

@@ -55,7 +55,7 @@ pub struct CompactResponse {
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Missing or empty stream_id", body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["maintenance:write"]))
 )]
 pub async fn compact(
     State(engine): State<Engine>,

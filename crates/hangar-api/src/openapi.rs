@@ -99,7 +99,9 @@ pub fn document(api: OpenApi, open: OpenApi) -> OpenApi {
                 .description(Some(
                     "Hangar, an MCP gateway: one MCP endpoint (`/mcp`, Streamable HTTP) in \
                      front of many MCP servers (providers), and a REST API (`/api`) to manage \
-                     them. Every `/api` route and `/mcp` need `Authorization: Bearer hgr_...`. \
+                     them. Every `/api` route and `/mcp` need `Authorization: Bearer hgr_...`; \
+                     the scope of an operation's bearer requirement is the permission the \
+                     key's roles must hold (`self`: any key, acting on its own things). \
                      Errors are `{\"error\", \"message\", \"status_code\"}`.",
                 ))
                 .license(Some(LicenseBuilder::new().name("Apache-2.0").build()))
@@ -138,11 +140,28 @@ pub fn document(api: OpenApi, open: OpenApi) -> OpenApi {
         let protected = path.starts_with("/api/") || path == "/mcp";
         for (_, op) in operations_mut(item) {
             if protected {
-                op.security = Some(vec![SecurityRequirement::new(
-                    SECURITY_SCHEME,
-                    Vec::<String>::new(),
-                )]);
+                // The scope an operation declares is the permission it needs
+                // (enforced by `authz::authorize`); none declared = refused.
+                if op.security.as_ref().is_none_or(Vec::is_empty) {
+                    op.security = Some(vec![SecurityRequirement::new(
+                        SECURITY_SCHEME,
+                        Vec::<String>::new(),
+                    )]);
+                }
                 add_response(op, "401", "Missing or invalid API key");
+                add_response(
+                    op,
+                    "403",
+                    "The `Origin` header is not allowed, or the key's roles lack the \
+                     permission this operation declares (its bearer scope)",
+                );
+                add_response(
+                    op,
+                    "429",
+                    "The key's rate limit is exceeded, or this client failed to \
+                     authenticate too often; retry after `Retry-After` seconds",
+                );
+                add_rate_limit_headers(op);
             }
             add_response(op, "403", "The `Origin` header is not allowed");
             if op.request_body.is_some() {
@@ -203,6 +222,53 @@ pub fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = (&'static str
     ]
     .into_iter()
     .filter_map(|(method, op)| op.map(|op| (method, op)))
+}
+
+/// Documents the rate-limit headers on every response of a rate-limited
+/// operation (present once the key is authenticated), and `Retry-After` on 429.
+fn add_rate_limit_headers(op: &mut Operation) {
+    let integer = || {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .minimum(Some(0))
+            .build()
+    };
+    let header = |description: &str| {
+        utoipa::openapi::header::HeaderBuilder::new()
+            .schema(integer())
+            .description(Some(description))
+            .build()
+    };
+    for (status, response) in op.responses.responses.iter_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        for (name, description) in [
+            (
+                "RateLimit-Limit",
+                "Requests the key may send at once (its burst)",
+            ),
+            (
+                "RateLimit-Remaining",
+                "Requests the key may still send right now",
+            ),
+            (
+                "RateLimit-Reset",
+                "Seconds until the key's allowance is full again",
+            ),
+        ] {
+            response
+                .headers
+                .entry(name.to_owned())
+                .or_insert_with(|| header(description));
+        }
+        if status == "429" {
+            response
+                .headers
+                .entry("Retry-After".to_owned())
+                .or_insert_with(|| header("Seconds to wait before retrying"));
+        }
+    }
 }
 
 /// Adds an `ErrorBody` response for `status` unless the operation has one.
@@ -293,6 +359,7 @@ mod mcp_doc {
         path = "/mcp",
         tag = "mcp",
         operation_id = "mcp_post",
+        security(("bearer" = ["tools:list"])),
         params(
             ("Mcp-Session-Id" = Option<String>, Header, description = "Session id (2025 era, after `initialize`)"),
             ("MCP-Protocol-Version" = Option<String>, Header, description = "Negotiated protocol version, e.g. `2025-06-18` or `2026-07-28`"),
@@ -323,6 +390,7 @@ mod mcp_doc {
         path = "/mcp",
         tag = "mcp",
         operation_id = "mcp_get",
+        security(("bearer" = ["tools:list"])),
         params(
             ("Mcp-Session-Id" = Option<String>, Header, description = "Session id"),
             ("MCP-Protocol-Version" = Option<String>, Header, description = "Negotiated protocol version"),
@@ -345,6 +413,7 @@ mod mcp_doc {
         path = "/mcp",
         tag = "mcp",
         operation_id = "mcp_delete",
+        security(("bearer" = ["tools:list"])),
         params(
             ("Mcp-Session-Id" = Option<String>, Header, description = "Session id"),
             ("MCP-Protocol-Version" = Option<String>, Header, description = "Negotiated protocol version"),

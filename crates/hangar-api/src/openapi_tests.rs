@@ -18,6 +18,23 @@ use crate::server::{ServerOptions, build};
 /// `METHOD /path`. Adding or removing a route without updating this list fails
 /// `documented_operations_are_the_expected_ones`, which prints the new list.
 const EXPECTED_OPERATIONS: &[&str] = &[
+    "POST /api/auth/check-permission",
+    "POST /api/auth/keys",
+    "DELETE /api/auth/keys/{id}",
+    "GET /api/auth/keys/{id}",
+    "DELETE /api/auth/policies/{provider_id}/{tool_name}",
+    "GET /api/auth/policies/{provider_id}/{tool_name}",
+    "PUT /api/auth/policies/{provider_id}/{tool_name}",
+    "GET /api/auth/principals",
+    "GET /api/auth/principals/{principal_id}/roles",
+    "POST /api/auth/principals/{principal_id}/roles",
+    "DELETE /api/auth/principals/{principal_id}/roles/{role_id}",
+    "GET /api/auth/roles",
+    "POST /api/auth/roles",
+    "GET /api/auth/roles/builtin",
+    "DELETE /api/auth/roles/{role_id}",
+    "GET /api/auth/roles/{role_id}",
+    "PUT /api/auth/roles/{role_id}",
     "GET /api/catalog",
     "POST /api/catalog",
     "DELETE /api/catalog/{entry_id}",
@@ -37,6 +54,10 @@ const EXPECTED_OPERATIONS: &[&str] = &[
     "DELETE /api/groups/{group_id}/members/{member_id}",
     "POST /api/groups/{group_id}/rebalance",
     "POST /api/maintenance/compact",
+    "GET /api/observability/audit",
+    "GET /api/observability/security",
+    "GET /api/permissions",
+    "POST /api/permissions/{id}/reply",
     "GET /api/providers",
     "POST /api/providers",
     "DELETE /api/providers/{provider_id}",
@@ -49,10 +70,18 @@ const EXPECTED_OPERATIONS: &[&str] = &[
     "POST /api/providers/{provider_id}/stop",
     "GET /api/providers/{provider_id}/tools",
     "GET /api/providers/{provider_id}/tools/history",
+    "GET /api/questions",
+    "POST /api/questions/{id}/reply",
+    "GET /api/scopes",
+    "POST /api/scopes",
+    "DELETE /api/scopes/{scope_id}",
     "GET /api/secrets",
     "DELETE /api/secrets/{name}",
     "PUT /api/secrets/{name}",
     "GET /api/system",
+    "GET /api/tokens",
+    "POST /api/tokens",
+    "DELETE /api/tokens/{token_id}",
     "GET /health",
     "DELETE /mcp",
     "GET /mcp",
@@ -196,11 +225,22 @@ fn document_is_valid_openapi_3_1() {
 
         let protected = path.starts_with("/api/") || path == "/mcp";
         if protected {
-            assert_eq!(
-                op["security"],
-                json!([{ crate::openapi::SECURITY_SCHEME: [] }]),
-                "{name}: security requirement"
+            // Exactly one scope: the permission the operation needs (or
+            // `self`); `authz` enforces it, and refuses operations without.
+            let scopes = &op["security"][0][crate::openapi::SECURITY_SCHEME];
+            assert_eq!(op["security"].as_array().map(Vec::len), Some(1), "{name}");
+            let scope = match scopes.as_array().map(Vec::as_slice) {
+                Some([Value::String(s)]) => s.as_str(),
+                _ => panic!("{name}: declares no permission: {}", op["security"]),
+            };
+            assert!(
+                scope == crate::authz::SELF_SCOPE
+                    || scope
+                        .parse::<hangar_core::Permission>()
+                        .is_ok_and(|p| p.is_known() && !p.is_wildcard()),
+                "{name}: `{scope}` is not a known permission"
             );
+            assert!(codes.contains("429"), "{name}: 429 not documented");
             assert!(codes.contains("401"), "{name}: 401 not documented");
         } else {
             assert!(

@@ -53,6 +53,7 @@ pub struct ProviderList {
         (status = 200, description = "The providers", body = ProviderList),
         (status = 422, description = "`state` is not a provider state, or the query string is malformed", body = ErrorBody),
     ),
+    security(("bearer" = ["providers:read"]))
 )]
 pub async fn list_providers(
     State(engine): State<Engine>,
@@ -132,6 +133,7 @@ pub struct ProviderCreated {
         (status = 422, description = "Invalid id or spec (the message names the field)", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
     ),
+    security(("bearer" = ["providers:write"]))
 )]
 pub async fn create_provider(
     State(engine): State<Engine>,
@@ -195,6 +197,7 @@ pub struct ProviderUpdated {
         (status = 422, description = "Unknown field or invalid value", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
     ),
+    security(("bearer" = ["providers:write"]))
 )]
 pub async fn update_provider(
     State(engine): State<Engine>,
@@ -306,6 +309,7 @@ pub struct ProviderDetail {
         (status = 400, description = "The path is malformed", body = ErrorBody),
         (status = 404, description = "No such provider", body = ErrorBody),
     ),
+    security(("bearer" = ["providers:read"]))
 )]
 pub async fn get_provider(
     State(engine): State<Engine>,
@@ -351,6 +355,7 @@ pub struct ProviderDeleted {
         (status = 409, description = "The provider is a member of a group", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
     ),
+    security(("bearer" = ["providers:write"]))
 )]
 pub async fn delete_provider(
     State(engine): State<Engine>,
@@ -397,6 +402,7 @@ pub struct ProviderStarted {
         (status = 501, description = "The provider's mode is not supported yet (docker, remote)", body = ErrorBody),
         (status = 502, description = "The provider could not be started (spawn failed, timeout, MCP handshake failed)", body = ErrorBody),
     ),
+    security(("bearer" = ["providers:start"]))
 )]
 pub async fn start_provider(
     State(engine): State<Engine>,
@@ -486,6 +492,7 @@ fn stop_body(body: Result<Bytes, BytesRejection>) -> Result<StopBody, ApiError> 
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 422, description = "Unknown field or wrong type in the body", body = ErrorBody),
     ),
+    security(("bearer" = ["providers:start"]))
 )]
 pub async fn stop_provider(
     State(engine): State<Engine>,
@@ -529,6 +536,7 @@ pub struct ProviderTools {
         (status = 501, description = "The provider's mode is not supported yet (docker, remote)", body = ErrorBody),
         (status = 502, description = "The provider could not be started to list its tools", body = ErrorBody),
     ),
+    security(("bearer" = ["providers:read"]))
 )]
 pub async fn provider_tools(
     State(engine): State<Engine>,
@@ -581,6 +589,7 @@ pub struct ProviderHealth {
         (status = 400, description = "The path is malformed", body = ErrorBody),
         (status = 404, description = "No such provider", body = ErrorBody),
     ),
+    security(("bearer" = ["providers:read"]))
 )]
 pub async fn provider_health(
     State(engine): State<Engine>,
@@ -653,6 +662,7 @@ fn ranged(
         (status = 404, description = "No such provider", body = ErrorBody),
         (status = 422, description = "`lines` is not an integer from 1 to 1000, or the query string is malformed", body = ErrorBody),
     ),
+    security(("bearer" = ["providers:read"]))
 )]
 pub async fn provider_logs(
     State(engine): State<Engine>,
@@ -708,6 +718,7 @@ pub struct ToolHistory {
         (status = 422, description = "`limit` or `from_position` out of range, or the query string is malformed", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
     ),
+    security(("bearer" = ["providers:read"]))
 )]
 pub async fn provider_history(
     State(engine): State<Engine>,
@@ -770,6 +781,7 @@ pub struct SystemStats {
     responses(
         (status = 200, description = "The figures", body = SystemInfo),
     ),
+    security(("bearer" = ["system:read"]))
 )]
 pub async fn system(State(engine): State<Engine>) -> Json<SystemInfo> {
     let statuses = engine.statuses();

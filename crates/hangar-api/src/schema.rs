@@ -132,6 +132,31 @@ pub struct ProviderSpec {
     /// Docker read-only root filesystem (the engine defaults to `true`).
     #[serde(default)]
     pub read_only: bool,
+    /// Scope the provider belongs to: it gets only that scope's secrets.
+    #[serde(default)]
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
+    pub scope: String,
+    /// Tool policies on this provider's tools (see `PUT /api/auth/policies/...`).
+    #[serde(default)]
+    pub policies: Vec<ProviderPolicy>,
+}
+
+/// A tool policy inside a provider spec: exactly one of `principal_id` and
+/// `role_id`.
+#[derive(Serialize, ToSchema)]
+pub struct ProviderPolicy {
+    /// Glob over the provider's own tool names (default `*`).
+    #[serde(default)]
+    #[schema(default = "*")]
+    pub tool: String,
+    /// The principal it is about.
+    #[schema(required = false)]
+    pub principal_id: String,
+    /// The role it is about.
+    #[schema(required = false)]
+    pub role_id: String,
+    /// What it does.
+    pub effect: crate::policies_api::PolicyEffect,
 }
 
 /// A point-in-time view of one provider.

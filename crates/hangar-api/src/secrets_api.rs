@@ -78,7 +78,7 @@ pub struct SecretList {
     tag = "secrets",
     operation_id = "list_secrets",
     responses((status = 200, description = "Secret names", body = SecretList)),
-    security(("bearer" = []))
+    security(("bearer" = ["secrets:read"]))
 )]
 pub async fn list_secrets(State(secrets): State<Secrets>) -> Json<SecretList> {
     let list: Vec<SecretView> = secrets.list().into_iter().map(Into::into).collect();
@@ -125,13 +125,21 @@ pub struct PutSecretResponse {
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid name, scope or value", body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["secrets:write"]))
 )]
 pub async fn put_secret(
     State(secrets): State<Secrets>,
+    State(scopes): State<hangar_runtime::scopes::Scopes>,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<PutSecret>,
 ) -> Result<impl IntoResponse, ApiError> {
+    if let Some(scope) = body.scope.as_deref()
+        && scopes.get(scope).is_none()
+    {
+        return Err(ApiError::validation(format!(
+            "scope: no scope '{scope}' (create it with POST /api/scopes)"
+        )));
+    }
     let (info, created) = secrets.put(&name, &body.value, body.scope).await?;
     let status = if created {
         StatusCode::CREATED
@@ -168,7 +176,7 @@ pub struct DeleteSecretResponse {
         (status = 200, description = "Deleted", body = DeleteSecretResponse),
         (status = 404, description = "No such secret", body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["secrets:write"]))
 )]
 pub async fn delete_secret(
     State(secrets): State<Secrets>,
@@ -211,7 +219,7 @@ pub struct RefreshResponse {
         (status = 404, description = "No such provider", body = ErrorBody),
         (status = 502, description = "The provider failed to start again", body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["secrets:write"]))
 )]
 pub async fn refresh_provider(
     State(engine): State<Engine>,

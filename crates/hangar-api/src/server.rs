@@ -97,12 +97,15 @@ pub async fn build(opts: &ServerOptions) -> Result<(AppState, HangarConfig), Ser
         log_capacity: config.server.max_log_lines,
         store: Some(store.clone()),
         record_tool_history: config.server.record_tool_history,
+        approval_timeout: std::time::Duration::from_secs(config.server.approval_timeout_s),
+        max_running_providers: config.server.max_running_providers,
         events: Some(
             hangar_runtime::EventBus::new(
                 Some(store.clone()),
                 hangar_runtime::EventStoreSettings {
                     history_retention: config.server.history_retention,
                     snapshot_every: config.server.snapshot_every,
+                    audit_retention: config.server.audit_retention,
                 },
             )
             .await,
@@ -124,7 +127,10 @@ pub async fn build(opts: &ServerOptions) -> Result<(AppState, HangarConfig), Ser
     let secrets = hangar_runtime::secrets::Secrets::new(Some(store.clone()), master_key)
         .await
         .map_err(secret_err)?;
-    engine.set_env_resolver(Some(secrets.env_resolver(|_| None)));
+    engine.set_env_resolver(Some(secrets.env_resolver()));
+    let scopes = hangar_runtime::scopes::Scopes::new(Some(store.clone()))
+        .await
+        .map_err(|e| data_err(format!("scopes: {e}")))?;
     for (id, spec) in &config.providers {
         engine
             .add_provider(id, spec.clone(), ProviderSource::Config)
@@ -159,6 +165,15 @@ pub async fn build(opts: &ServerOptions) -> Result<(AppState, HangarConfig), Ser
     if let Some(path) = admin_key_file {
         tracing::warn!(path = %path.display(), "first start: admin API key written (mode 0600); the CLI uses it by default");
     }
+    let access =
+        crate::authz::Access::load(Some(store.clone()), engine.events().clone(), &config.server)
+            .await
+            .map_err(|e| data_err(format!("roles: {e}")))?;
+    // The bootstrap key's principal holds `admin` unless someone else does.
+    access
+        .ensure_admin(crate::auth::ADMIN_PRINCIPAL)
+        .await
+        .map_err(|e| data_err(format!("roles: {e}")))?;
     tracing::info!(
         config_providers = config.providers.len(),
         stored_providers = stored,
@@ -170,6 +185,7 @@ pub async fn build(opts: &ServerOptions) -> Result<(AppState, HangarConfig), Ser
     let state = AppState {
         engine,
         keys,
+        access,
         origins: OriginPolicy::new(config.server.allowed_origins.clone()),
         max_body_bytes: config.server.max_body_bytes,
         shutdown: CancellationToken::new(),
@@ -181,6 +197,7 @@ pub async fn build(opts: &ServerOptions) -> Result<(AppState, HangarConfig), Ser
         )),
         catalog: std::sync::Arc::new(catalog),
         secrets,
+        scopes,
     };
     Ok((state, config))
 }
@@ -210,21 +227,22 @@ async fn shutdown_signal() {
 /// Binds `addr` with `TCP_NODELAY` on every accepted connection: responses
 /// are small and latency-bound (SSE frames, JSON-RPC replies), and without it
 /// Nagle plus the client's delayed ACK can add ~40 ms to a call.
-pub async fn bind(
-    addr: SocketAddr,
-) -> Result<impl axum::serve::Listener<Addr = SocketAddr>, ServerError> {
+pub async fn bind(addr: SocketAddr) -> Result<NodelayListener, ServerError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
-    Ok(axum::serve::ListenerExt::tap_io(
-        listener,
-        |tcp: &mut tokio::net::TcpStream| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        },
-    ))
+    let nodelay: fn(&mut tokio::net::TcpStream) = |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    };
+    Ok(axum::serve::ListenerExt::tap_io(listener, nodelay))
 }
+
+/// What [`bind`] returns: a TCP listener setting `TCP_NODELAY` (a concrete
+/// type, so `into_make_service_with_connect_info::<SocketAddr>` works on it).
+pub type NodelayListener =
+    axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)>;
 
 /// Runs the server until SIGINT/SIGTERM, then stops every provider.
 pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
@@ -246,6 +264,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     }
     let app = router(state);
     let stop = shutdown.clone();
+    // The peer address feeds the failed-auth backoff (`auth::require_key`).
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");

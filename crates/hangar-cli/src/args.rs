@@ -75,6 +75,40 @@ pub enum Command {
     /// Maintenance of the server's stored data.
     #[command(subcommand)]
     Maintenance(MaintenanceCommand),
+    /// Encrypted secrets (names only are ever shown); providers use them as `${secret:NAME}`.
+    #[command(subcommand)]
+    Secrets(crate::secrets::SecretsCommand),
+    /// Scopes: a provider in a scope gets only that scope's secrets.
+    #[command(subcommand)]
+    Scopes(crate::secrets::ScopesCommand),
+    /// API keys of principals (the raw key is shown once, at creation).
+    #[command(subcommand)]
+    Keys(crate::access::KeysCommand),
+    /// Your personal tokens (authenticate like keys; shown once, at creation).
+    #[command(subcommand)]
+    Tokens(crate::access::TokensCommand),
+    /// Roles: built-in (admin, operator, developer, viewer, auditor) and custom.
+    #[command(subcommand)]
+    Roles(crate::access::RolesCommand),
+    /// Principals (who keys authenticate as) and their roles.
+    #[command(subcommand)]
+    Principals(crate::access::PrincipalsCommand),
+    /// Permission checks: `hangar auth check PRINCIPAL PERMISSION`.
+    #[command(subcommand)]
+    Auth(crate::access::AuthCommand),
+    /// The audit log (tool calls, admin changes, security events), newest first.
+    Audit(crate::access::AuditArgs),
+    /// Security events (failed auth, denied access, rate limiting), newest first.
+    SecurityEvents(crate::access::SecurityEventsArgs),
+    /// Tool policies (allow, ask, deny) per provider and tool pattern, for a principal or a role.
+    #[command(subcommand)]
+    Policies(crate::policies::PoliciesCommand),
+    /// Tool calls held by an `ask` policy: list, approve, reject, watch.
+    #[command(subcommand)]
+    Approvals(crate::approvals::ApprovalsCommand),
+    /// Questions from providers (elicitations) waiting for an answer.
+    #[command(subcommand)]
+    Questions(crate::approvals::QuestionsCommand),
     /// Create providers from an MCP client config file (Claude Desktop, Cursor, VS Code).
     ///
     /// Reads "mcpServers" (Claude Desktop, Cursor), "servers" (VS Code .vscode/mcp.json) or
@@ -132,6 +166,11 @@ pub enum ProvidersCommand {
     Remove { id: String },
     /// Start a provider.
     Start { id: String },
+    /// Re-inject a provider's secrets: a running provider restarts with the current values.
+    Refresh {
+        /// Provider id.
+        id: String,
+    },
     /// Stop a provider.
     Stop {
         id: String,

@@ -116,6 +116,32 @@ impl Client {
             .await
     }
 
+    /// `DELETE /api/<segments>?<query>`.
+    pub async fn delete_query(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<Value, CliError> {
+        let mut url = self.endpoint(&api_path(segments));
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (key, value) in query {
+                pairs.append_pair(key, value);
+            }
+        }
+        self.send(self.authorized(Method::DELETE, url)).await
+    }
+
+    /// `DELETE /api/<segments>` with a JSON body.
+    pub async fn delete_with_body(
+        &self,
+        segments: &[&str],
+        body: &Value,
+    ) -> Result<Value, CliError> {
+        let request = self.authorized(Method::DELETE, self.endpoint(&api_path(segments)));
+        self.send(request.json(body)).await
+    }
+
     async fn send(&self, request: RequestBuilder) -> Result<Value, CliError> {
         let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();

@@ -25,6 +25,18 @@ pub async fn run(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Catalog(command) => crate::catalog::run(cli, command, table).await?,
         Command::System => crate::system::system(cli, table).await?,
         Command::Maintenance(command) => crate::system::maintenance(cli, command, table).await?,
+        Command::Secrets(command) => crate::secrets::secrets(cli, command, table).await?,
+        Command::Scopes(command) => crate::secrets::scopes(cli, command, table).await?,
+        Command::Keys(command) => crate::access::keys(cli, command, table).await?,
+        Command::Tokens(command) => crate::access::tokens(cli, command, table).await?,
+        Command::Roles(command) => crate::access::roles(cli, command, table).await?,
+        Command::Principals(command) => crate::access::principals(cli, command, table).await?,
+        Command::Auth(command) => crate::access::auth(cli, command, table).await?,
+        Command::Audit(args) => crate::access::audit(cli, args, table).await?,
+        Command::SecurityEvents(args) => crate::access::security_events(cli, args, table).await?,
+        Command::Policies(command) => crate::policies::run(cli, command, table).await?,
+        Command::Approvals(command) => crate::approvals::approvals(cli, command, table).await?,
+        Command::Questions(command) => crate::approvals::questions(cli, command, table).await?,
         Command::Import(args) => return crate::import::run(cli, args, table).await,
         Command::Tools => {
             let client = connect(cli)?;
@@ -111,6 +123,11 @@ async fn providers(cli: &Cli, command: &ProvidersCommand, table: bool) -> Result
         }
         ProvidersCommand::Start { id } => {
             let response = client.post(&["providers", id, "start"], None).await?;
+            let human = render_kv(&response);
+            (response, human)
+        }
+        ProvidersCommand::Refresh { id } => {
+            let response = client.post(&["providers", id, "refresh"], None).await?;
             let human = render_kv(&response);
             (response, human)
         }

@@ -2,6 +2,8 @@
 //! `hangar serve`. The binary (`src/main.rs`) only calls [`main`].
 #![forbid(unsafe_code)]
 
+pub mod access;
+pub mod approvals;
 pub mod args;
 pub mod catalog;
 pub mod client;
@@ -12,6 +14,8 @@ pub mod groups;
 pub mod import;
 pub mod mcp;
 pub mod output;
+pub mod policies;
+pub mod secrets;
 mod serve;
 pub mod sse;
 pub mod system;

@@ -40,6 +40,8 @@ pub const DEFAULT_MAX_LOG_LINES: usize = 1000;
 pub const DEFAULT_HISTORY_RETENTION: u64 = 10_000;
 /// Default number of events on a stream between two snapshots.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 100;
+/// Default number of audit records kept per type.
+pub const DEFAULT_AUDIT_RETENTION: u64 = 100_000;
 /// Default number of config backups kept.
 pub const DEFAULT_BACKUP_COUNT: usize = 5;
 
@@ -184,7 +186,33 @@ pub struct ServerSettings {
     /// Record every tool call (tool, principal, argument size, duration,
     /// outcome; never argument values) in the invocation history.
     pub record_tool_history: bool,
+    /// At most this many provider processes run at once (0: no cap); starting
+    /// one more answers 503 with a clear message.
+    pub max_running_providers: usize,
+    /// Audit records kept per type (tool calls, admin changes, security
+    /// events; at least 1); older ones are deleted.
+    pub audit_retention: u64,
+    /// Requests allowed per API key (`{requests, per_seconds, burst?}`) when none
+    /// of the key's roles sets one; unset = [`DEFAULT_RATE_LIMIT`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<crate::ratelimit::RateLimit>,
+    /// How repeated failed authentication from one client is slowed down;
+    /// unset = the defaults of [`crate::ratelimit::AuthBackoffConfig`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_backoff: Option<crate::ratelimit::AuthBackoffConfig>,
+    /// Seconds a tool call held by an `ask` policy waits for an answer (and a
+    /// provider's question for a reply) before it fails (at least 1).
+    pub approval_timeout_s: u64,
 }
+
+/// Default of `server.approval_timeout_s`.
+pub const DEFAULT_APPROVAL_TIMEOUT_S: u64 = 300;
+
+/// The per-key request rate when neither `server.rate_limit` nor a role sets one:
+/// 6000 requests per minute (an agent making 100 tool calls a second stays under it;
+/// a runaway loop or a brute-force client does not).
+pub const DEFAULT_RATE_LIMIT: crate::ratelimit::RateLimit =
+    crate::ratelimit::RateLimit::new(6000, 60);
 
 impl Default for ServerSettings {
     fn default() -> Self {
@@ -197,6 +225,11 @@ impl Default for ServerSettings {
             backup_count: DEFAULT_BACKUP_COUNT,
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             record_tool_history: true,
+            max_running_providers: 0,
+            audit_retention: DEFAULT_AUDIT_RETENTION,
+            rate_limit: None,
+            auth_backoff: None,
+            approval_timeout_s: DEFAULT_APPROVAL_TIMEOUT_S,
         }
     }
 }
@@ -221,6 +254,12 @@ impl ServerSettings {
                 "must be at least 1",
             ));
         }
+        if self.audit_retention == 0 {
+            return Err(ConfigError::field(
+                "server.audit_retention",
+                "must be at least 1",
+            ));
+        }
         if self.snapshot_every == 0 {
             return Err(ConfigError::field(
                 "server.snapshot_every",
@@ -238,6 +277,22 @@ impl ServerSettings {
                 "server.max_body_bytes",
                 format!("must be at least 1024, got {}", self.max_body_bytes),
             ));
+        }
+        if self.approval_timeout_s == 0 {
+            return Err(ConfigError::field(
+                "server.approval_timeout_s",
+                "must be at least 1",
+            ));
+        }
+        if let Some(limit) = &self.rate_limit {
+            limit.validate().map_err(|e| {
+                ConfigError::field(format!("server.rate_limit.{}", e.field), e.message)
+            })?;
+        }
+        if let Some(backoff) = &self.auth_backoff {
+            backoff.validate().map_err(|e| {
+                ConfigError::field(format!("server.auth_backoff.{}", e.field), e.message)
+            })?;
         }
         Ok(())
     }

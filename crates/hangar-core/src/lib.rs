@@ -50,7 +50,10 @@ pub use rbac::{
     BUILTIN_ROLE_IDS, Grants, ParsePermissionError, Permission, Rbac, Role, RoleError,
     builtin_roles, is_builtin_role_id, validate_role_id,
 };
-pub use spec::{ParseModeError, ProviderMode, ProviderSpec, SpecError, validate_provider_id};
+pub use spec::{
+    ParseModeError, ProviderMode, ProviderPolicy, ProviderSpec, SpecError, validate_provider_id,
+    validate_scope_id,
+};
 pub use state::{
     BackoffPolicy, FailurePolicy, ProviderEvent, ProviderState, ProviderStateMachine, Timestamp,
     Transition, TransitionError,

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::naming::DEFAULT_SEPARATOR;
+use crate::policy::{Effect, Subject, ToolPolicy};
 use crate::state::{BackoffPolicy, FailurePolicy};
 
 #[cfg(test)]
@@ -146,6 +147,14 @@ pub struct ProviderSpec {
     /// Docker read-only root filesystem (the engine defaults to `true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
+    /// The scope the provider belongs to: it gets only that scope's secrets
+    /// (an unscoped provider gets only unscoped secrets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Tool policies for this provider's tools (held in memory; policies set over the API
+    /// are stored separately).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<ProviderPolicy>,
 }
 
 impl Default for ProviderSpec {
@@ -168,6 +177,8 @@ impl Default for ProviderSpec {
             volumes: Vec::new(),
             network: None,
             read_only: None,
+            scope: None,
+            policies: Vec::new(),
         }
     }
 }
@@ -226,6 +237,19 @@ impl ProviderSpec {
         }
         for (name, value) in &self.headers {
             check_header(name, value)?;
+        }
+        if let Some(scope) = &self.scope {
+            validate_scope_id(scope).map_err(|m| SpecError::new("scope", m))?;
+        }
+        for (i, policy) in self.policies.iter().enumerate() {
+            policy.to_policy(id).validate().map_err(|e| {
+                let field = if e.field == "provider" {
+                    "id"
+                } else {
+                    e.field.as_str()
+                };
+                SpecError::new(format!("policies[{i}].{field}"), e.message)
+            })?;
         }
         self.check_numbers()
     }
@@ -350,6 +374,102 @@ impl ProviderSpec {
             ));
         }
         Ok(())
+    }
+}
+
+/// A tool policy inside a provider spec: `{tool: "write_*", role_id: developer, effect: ask}`,
+/// with exactly one of `principal_id` and `role_id`; `tool` (the provider's own tool name,
+/// a glob) defaults to `*`. The provider is the spec's own id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ProviderPolicyFields", into = "ProviderPolicyFields")]
+pub struct ProviderPolicy {
+    /// Glob over the provider's own tool names.
+    pub tool_glob: String,
+    /// Whom the policy is about.
+    pub subject: Subject,
+    /// What it does.
+    pub effect: Effect,
+}
+
+impl ProviderPolicy {
+    /// The policy as a [`ToolPolicy`] on provider `provider_id`.
+    pub fn to_policy(&self, provider_id: &str) -> ToolPolicy {
+        ToolPolicy::new(
+            provider_id,
+            self.tool_glob.clone(),
+            self.subject.clone(),
+            self.effect,
+        )
+    }
+}
+
+/// The wire form of [`ProviderPolicy`].
+#[derive(Serialize, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a tool policy {tool, principal_id | role_id, effect}"
+)]
+struct ProviderPolicyFields {
+    #[serde(default = "any_tool")]
+    tool: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    principal_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role_id: Option<String>,
+    effect: Effect,
+}
+
+fn any_tool() -> String {
+    "*".to_owned()
+}
+
+impl TryFrom<ProviderPolicyFields> for ProviderPolicy {
+    type Error = String;
+
+    fn try_from(f: ProviderPolicyFields) -> Result<Self, Self::Error> {
+        let subject = match (f.principal_id, f.role_id) {
+            (Some(id), None) => Subject::Principal(id),
+            (None, Some(id)) => Subject::Role(id),
+            _ => return Err("exactly one of `principal_id` and `role_id` is required".to_owned()),
+        };
+        Ok(Self {
+            tool_glob: f.tool,
+            subject,
+            effect: f.effect,
+        })
+    }
+}
+
+impl From<ProviderPolicy> for ProviderPolicyFields {
+    fn from(p: ProviderPolicy) -> Self {
+        let (principal_id, role_id) = match p.subject {
+            Subject::Principal(id) => (Some(id), None),
+            Subject::Role(id) => (None, Some(id)),
+        };
+        Self {
+            tool: p.tool_glob,
+            principal_id,
+            role_id,
+            effect: p.effect,
+        }
+    }
+}
+
+/// Checks a scope id: 1 to 64 of `[a-z0-9_-]`, starting with a letter or
+/// digit. The message names the problem.
+pub fn validate_scope_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "scope id {id:?} must be 1 to 64 of [a-z0-9_-], starting with a letter or digit"
+        ))
     }
 }
 

@@ -13,11 +13,15 @@
 
 pub mod catalog;
 pub mod error;
+pub mod gate;
 pub mod server;
 pub mod upstream;
 
 pub use catalog::{Catalog, PromptRef, ResourceCollision};
 pub use error::UpstreamError;
+pub use gate::{Approval, CallAudit, ElicitationAsk, HeldCall, Questioner, arguments_digest};
 pub use rmcp;
-pub use server::{AggregatingServer, Backend, BackendError, CallReport, CallerId, Lease};
+pub use server::{
+    AggregatingServer, Backend, BackendError, CallReport, CallerId, CallerRoles, Lease,
+};
 pub use upstream::{DownstreamCall, EventSink, ProviderListing, Upstream, UpstreamEvent};

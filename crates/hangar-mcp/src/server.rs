@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use hangar_core::Effect;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
     Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
@@ -26,6 +27,7 @@ use tracing::Instrument;
 
 use crate::catalog::Catalog;
 use crate::error::UpstreamError;
+use crate::gate::{Approval, CallAudit, HeldCall, Questioner};
 use crate::upstream::{DownstreamCall, Upstream};
 
 /// A provider connection handed out for one request. Dropping it ends the
@@ -82,6 +84,13 @@ impl BackendError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallerId(pub String);
 
+/// The caller's role ids (sorted, known roles only), put into the HTTP
+/// request's extensions next to [`CallerId`] by the layer that authorized it.
+/// `call_tool`/`list_tools` use them for `tools:call` and tool policies; a
+/// request without them carries no roles (deny by default).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CallerRoles(pub std::sync::Arc<[String]>);
+
 /// What happened to one forwarded call, for health accounting and history.
 #[derive(Debug)]
 pub struct CallReport<'a> {
@@ -120,6 +129,32 @@ pub trait Backend: Send + Sync + 'static {
     fn report(&self, report: CallReport<'_>);
     /// Bumped whenever the catalog changes.
     fn changes(&self) -> watch::Receiver<u64>;
+    /// The tool policy verdict for `caller` holding `roles` on `tool` (the
+    /// provider's own name) of `provider` (a group's id for a group). In
+    /// memory, no IO. Default: allow.
+    fn tool_verdict(
+        &self,
+        _caller: Option<&str>,
+        _roles: &[String],
+        _provider: &str,
+        _tool: &str,
+    ) -> Effect {
+        Effect::Allow
+    }
+    /// Holds a call (an `ask` verdict) as a pending permission request until it
+    /// is answered or expires. Dropping the future withdraws the request.
+    fn request_approval(&self, call: HeldCall) -> impl Future<Output = Approval> + Send + 'static {
+        let _ = call;
+        std::future::ready(Approval::Rejected {
+            message: Some("approvals are not available".into()),
+        })
+    }
+    /// Where a provider's elicitation goes when the calling client cannot answer it.
+    fn questioner(&self) -> Option<Arc<dyn Questioner>> {
+        None
+    }
+    /// Records the audit of one `tools/call` (denied ones included).
+    fn audit(&self, _audit: CallAudit<'_>) {}
 }
 
 static NEXT_CLIENT_KEY: AtomicU64 = AtomicU64::new(1);
@@ -164,9 +199,15 @@ impl<B: Backend> AggregatingServer<B> {
             capabilities: context.client_capabilities(),
             ct: context.ct.clone(),
             client_key: self.client_key,
+            server_requests: !tool_call::is_stateless(context),
+            questioner: self.backend.questioner(),
+            tool: None,
+            principal: None,
         }
     }
 }
+
+mod tool_call;
 
 fn unknown_tool(name: &str) -> ErrorData {
     ErrorData::invalid_params(format!("Unknown tool: {name}"), None)
@@ -193,10 +234,22 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let catalog = self.catalog_listed().await;
-        Ok(ListToolsResult::with_all_items(catalog.tools().to_vec()))
+        let caller = tool_call::Caller::of(&context);
+        // Tools a policy denies to this caller are not shown at all.
+        let tools = catalog
+            .tools()
+            .iter()
+            .filter(|t| {
+                catalog.resolve_tool(&t.name).is_none_or(|r| {
+                    caller.verdict(self.backend.as_ref(), &r.provider, &r.tool) != Effect::Deny
+                })
+            })
+            .cloned()
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     async fn call_tool(
@@ -214,16 +267,63 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
             .cloned()
             .ok_or_else(|| unknown_tool(&request.name))?;
         drop(catalog);
+        let caller = tool_call::Caller::of(&context);
+        let verdict = caller.verdict(self.backend.as_ref(), &route.provider, &route.tool);
+        let started = Instant::now();
+        let digest = crate::gate::arguments_digest(request.arguments.as_ref());
+        let audit = |verdict: &'static str, outcome: &'static str| {
+            self.backend.audit(CallAudit {
+                principal: caller.id.as_deref(),
+                provider: &route.provider,
+                tool: &route.tool,
+                verdict,
+                outcome,
+                duration: started.elapsed(),
+                arguments_digest: &digest,
+            });
+        };
+        if verdict == Effect::Deny {
+            // Exactly what an unknown tool gets: a denied tool does not exist.
+            audit("deny", "denied");
+            return Err(unknown_tool(&request.name));
+        }
         let span =
             tracing::debug_span!("tools/call", provider = %route.provider, tool = %route.tool);
-        async move {
+        async {
             request.name = route.tool.clone().into();
-            let downstream = self.downstream(&context);
-            let principal = context
-                .extensions
-                .get::<http::request::Parts>()
-                .and_then(|p| p.extensions.get::<CallerId>())
-                .map(|c| c.0.clone());
+            let mut downstream = self.downstream(&context);
+            downstream.tool = Some(route.tool.clone());
+            downstream.principal = caller.id.clone();
+            let verdict = if verdict == Effect::Ask {
+                let held = HeldCall {
+                    principal: caller.id.clone(),
+                    provider: route.provider.clone(),
+                    tool: route.tool.clone(),
+                    arguments_digest: digest.clone(),
+                };
+                let wait = self.backend.request_approval(held);
+                match tool_call::wait_for_approval(wait, &downstream).await {
+                    Some(Approval::Approved) => "approved",
+                    Some(Approval::Rejected { message }) => {
+                        audit("rejected", "rejected");
+                        return Ok(tool_call::rejected(message.as_deref()));
+                    }
+                    Some(Approval::Expired { after }) => {
+                        audit("expired", "expired");
+                        return Ok(tool_call::expired(after));
+                    }
+                    None => {
+                        audit("expired", "cancelled");
+                        return Err(ErrorData::internal_error(
+                            "the call was cancelled while waiting for approval",
+                            None,
+                        ));
+                    }
+                }
+            } else {
+                "allow"
+            };
+            let principal = caller.id.clone();
             let arguments_bytes = request
                 .arguments
                 .as_ref()
@@ -231,16 +331,17 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
                 .map_or(0, |v| v.len());
             let mut tried: Vec<String> = Vec::new();
             loop {
-                let lease = self
-                    .backend
-                    .acquire(&route.provider, &tried)
-                    .await
-                    .map_err(|e| e.to_error_data())?;
+                let lease = match self.backend.acquire(&route.provider, &tried).await {
+                    Ok(lease) => lease,
+                    Err(e) => {
+                        audit(verdict, "error");
+                        return Err(e.to_error_data());
+                    }
+                };
                 let started = Instant::now();
-                let result = lease
-                    .upstream
-                    .call_tool(request.clone(), &downstream, lease.call_timeout)
-                    .await;
+                let result =
+                    tool_call::call_with_input(&lease, request.clone(), &downstream, &context)
+                        .await;
                 let tool_error = matches!(&result, Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true));
                 self.backend.report(CallReport {
                     lease: &lease,
@@ -257,6 +358,12 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
                     tried.push(lease.target.clone());
                     continue;
                 }
+                let outcome = match &result {
+                    Err(_) => "error",
+                    Ok(_) if tool_error => "tool_error",
+                    Ok(_) => "success",
+                };
+                audit(verdict, outcome);
                 return result.map_err(|e| e.to_error_data());
             }
         }

@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::UpstreamError;
+use crate::gate::{ElicitationAsk, Questioner};
 
 /// How many progress notifications for not-yet-registered tokens are kept.
 const EARLY_PROGRESS_CAP: usize = 64;
@@ -59,12 +60,25 @@ pub struct DownstreamCall {
     pub ct: CancellationToken,
     /// Identifies the client session (equal for requests of one session).
     pub client_key: u64,
+    /// Whether the client takes server-to-client requests (2025 era; a
+    /// 2026-07-28 client does not).
+    pub server_requests: bool,
+    /// Where an elicitation goes when the client can't answer it.
+    pub questioner: Option<Arc<dyn Questioner>>,
+    /// The provider's own tool name, for a `tools/call`.
+    pub tool: Option<String>,
+    /// The caller, when known.
+    pub principal: Option<String>,
 }
 
 struct InflightCall {
     client_key: u64,
     peer: Peer<RoleServer>,
     capabilities: Option<ClientCapabilities>,
+    server_requests: bool,
+    questioner: Option<Arc<dyn Questioner>>,
+    tool: Option<String>,
+    principal: Option<String>,
 }
 
 #[derive(Default)]
@@ -157,7 +171,7 @@ impl UpstreamHandler {
                 None,
             ));
         };
-        if !call.capabilities.as_ref().is_some_and(need) {
+        if !call.server_requests || !call.capabilities.as_ref().is_some_and(need) {
             return Err(ErrorData::new(
                 rmcp::model::ErrorCode::METHOD_NOT_FOUND,
                 "the calling client does not support this request",
@@ -165,6 +179,29 @@ impl UpstreamHandler {
             ));
         }
         Ok(call.peer.clone())
+    }
+}
+
+impl UpstreamHandler {
+    /// Turns an elicitation into a pending question, naming the tool and caller
+    /// when only one call is in flight on this provider.
+    fn question_route(
+        &self,
+        params: ElicitRequestParams,
+    ) -> Option<futures::future::BoxFuture<'static, Result<ElicitResult, ErrorData>>> {
+        let inflight = lock(&self.shared.inflight);
+        let questioner = inflight.values().find_map(|c| c.questioner.clone())?;
+        let single = (inflight.len() == 1)
+            .then(|| inflight.values().next())
+            .flatten();
+        let ask = ElicitationAsk {
+            provider: self.shared.provider.clone(),
+            tool: single.and_then(|c| c.tool.clone()),
+            principal: single.and_then(|c| c.principal.clone()),
+            params,
+        };
+        drop(inflight);
+        Some(questioner.ask(ask))
     }
 }
 
@@ -244,7 +281,16 @@ impl ClientHandler for UpstreamHandler {
         params: ElicitRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
-        let peer = self.route_client_request(|c| c.elicitation.is_some())?;
+        let peer = match self.route_client_request(|c| c.elicitation.is_some()) {
+            Ok(peer) => peer,
+            Err(e) => {
+                // The client can't answer: an operator can, as a pending question.
+                let Some(ask) = self.question_route(params) else {
+                    return Err(e);
+                };
+                return ask.await;
+            }
+        };
         peer.create_elicitation(params)
             .await
             .map_err(service_error_to_error_data)
@@ -486,6 +532,10 @@ impl Upstream {
                 client_key: downstream.client_key,
                 peer: downstream.peer.clone(),
                 capabilities: downstream.capabilities.clone(),
+                server_requests: downstream.server_requests,
+                questioner: downstream.questioner.clone(),
+                tool: downstream.tool.clone(),
+                principal: downstream.principal.clone(),
             },
         );
         let _inflight = InflightGuard {

@@ -17,6 +17,7 @@ use crate::group::{Group, GroupStatus, GroupTicket};
 use crate::provider::{NoticeSink, Provider, ProviderNotice, ProviderSource, ProviderStatus};
 use crate::store::Store;
 
+mod gate;
 mod reconcile;
 pub use reconcile::{ReconcileReport, ReconcileSet};
 
@@ -36,6 +37,11 @@ pub struct EngineConfig {
     pub events: Option<EventBus>,
     /// Record every tool call in the invocation history (`ToolInvocationCompleted`).
     pub record_tool_history: bool,
+    /// At most this many provider processes run at once (0: no cap); a start
+    /// beyond it fails with [`RuntimeError::AtCapacity`].
+    pub max_running_providers: usize,
+    /// How long a call held by an `ask` policy (or a provider's question) waits.
+    pub approval_timeout: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -46,6 +52,10 @@ impl Default for EngineConfig {
             store: None,
             events: None,
             record_tool_history: true,
+            max_running_providers: 0,
+            approval_timeout: std::time::Duration::from_secs(
+                hangar_core::config::DEFAULT_APPROVAL_TIMEOUT_S,
+            ),
         }
     }
 }
@@ -63,7 +73,8 @@ struct Shared {
     started_wall: std::time::Instant,
     calls_total: AtomicU64,
     record_tool_history: bool,
-    env_resolver: Arc<ArcSwapOption<crate::secrets::EnvResolver>>,
+    start: crate::provider::StartContext,
+    gate: gate::Gate,
 }
 
 /// The engine; cheap to clone.
@@ -82,6 +93,8 @@ impl Engine {
     /// An engine with no providers. Must be called inside a tokio runtime.
     pub fn new(config: EngineConfig) -> Self {
         let (changes, _) = watch::channel(0);
+        let events = config.events.unwrap_or_else(EventBus::in_memory);
+        let gate = gate::Gate::new(config.store.clone(), config.approval_timeout, &events);
         Self {
             shared: Arc::new(Shared {
                 providers: RwLock::new(BTreeMap::new()),
@@ -91,12 +104,19 @@ impl Engine {
                 separator: config.tool_separator,
                 log_capacity: config.log_capacity,
                 store: config.store,
-                events: config.events.unwrap_or_else(EventBus::in_memory),
+                events,
                 epoch: Instant::now(),
                 started_wall: std::time::Instant::now(),
                 calls_total: AtomicU64::new(0),
                 record_tool_history: config.record_tool_history,
-                env_resolver: Arc::new(ArcSwapOption::empty()),
+                start: crate::provider::StartContext {
+                    env_resolver: Arc::new(ArcSwapOption::empty()),
+                    slots: (config.max_running_providers > 0).then(|| {
+                        Arc::new(tokio::sync::Semaphore::new(config.max_running_providers))
+                    }),
+                    max_running: config.max_running_providers,
+                },
+                gate,
             }),
         }
     }
@@ -110,7 +130,7 @@ impl Engine {
     /// `${secret:NAME}`, see [`crate::secrets`]); applies from each
     /// provider's next start. Without one, env values are passed as written.
     pub fn set_env_resolver(&self, resolver: Option<crate::secrets::EnvResolver>) {
-        self.shared.env_resolver.store(resolver.map(Arc::new));
+        self.shared.start.env_resolver.store(resolver.map(Arc::new));
     }
 
     /// The store, if any.
@@ -271,7 +291,7 @@ impl Engine {
             self.shared.log_capacity,
             self.shared.epoch,
             self.notice_sink(),
-            self.shared.env_resolver.clone(),
+            self.shared.start.clone(),
         );
         {
             let mut map = self.providers_mut();
@@ -281,6 +301,7 @@ impl Engine {
             map.insert(id.to_owned(), provider);
         }
         self.rebuild_catalog();
+        self.refresh_spec_policies();
         Ok(())
     }
 
@@ -307,6 +328,7 @@ impl Engine {
         }
         provider.shutdown().await;
         self.rebuild_catalog();
+        self.refresh_spec_policies();
         Ok(())
     }
 
@@ -336,6 +358,7 @@ impl Engine {
                 || old.endpoint != spec.endpoint
                 || old.headers != spec.headers);
         provider.set_spec(spec);
+        self.refresh_spec_policies();
         Ok(restart_required)
     }
 
@@ -344,6 +367,7 @@ impl Engine {
         let Some(store) = self.shared.store.clone() else {
             return Ok(0);
         };
+        self.shared.gate.policies.load().await?;
         let stored = store.providers().await?;
         let mut n = 0;
         for (id, spec) in stored {
@@ -685,5 +709,33 @@ impl Backend for Engine {
 
     fn changes(&self) -> watch::Receiver<u64> {
         self.shared.changes.subscribe()
+    }
+
+    fn tool_verdict(
+        &self,
+        caller: Option<&str>,
+        roles: &[String],
+        provider: &str,
+        tool: &str,
+    ) -> hangar_core::Effect {
+        self.shared
+            .gate
+            .policies
+            .verdict(caller, roles, provider, tool)
+    }
+
+    fn request_approval(
+        &self,
+        call: hangar_mcp::HeldCall,
+    ) -> impl std::future::Future<Output = hangar_mcp::Approval> + Send + 'static {
+        self.shared.gate.approvals.hold(call)
+    }
+
+    fn questioner(&self) -> Option<Arc<dyn hangar_mcp::Questioner>> {
+        Some(self.shared.gate.questioner.clone())
+    }
+
+    fn audit(&self, audit: hangar_mcp::CallAudit<'_>) {
+        self.shared.gate.audit(&self.shared.events, &audit);
     }
 }

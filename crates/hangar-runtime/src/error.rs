@@ -43,6 +43,11 @@ pub enum RuntimeError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// `server.max_running_providers` processes already run.
+    #[error(
+        "provider '{provider}' cannot start: {limit} providers are already running (server.max_running_providers); stop one or raise the limit"
+    )]
+    AtCapacity { provider: String, limit: usize },
 }
 
 impl RuntimeError {
@@ -58,7 +63,10 @@ impl RuntimeError {
             Self::Spawn { .. } | Self::StartTimeout { .. } | Self::Upstream(_) => {
                 ErrorOrigin::Upstream
             }
-            Self::Removed(_) | Self::Unsupported { .. } | Self::Store(_) => ErrorOrigin::Hangar,
+            Self::Removed(_)
+            | Self::Unsupported { .. }
+            | Self::Store(_)
+            | Self::AtCapacity { .. } => ErrorOrigin::Hangar,
         }
     }
 }

@@ -20,6 +20,11 @@ const MAX_BATCH: usize = 512;
 /// How long the writer gathers events before a transaction.
 const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// The stream holding audit records.
+pub const AUDIT_STREAM: &str = "audit";
+/// The audit record types (each kept up to `audit_retention`).
+pub const AUDIT_EVENT_TYPES: [&str; 3] = ["ToolCallAudited", "AdminChange", "SecurityEvent"];
+
 /// How the event store keeps its size bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventStoreSettings {
@@ -28,6 +33,8 @@ pub struct EventStoreSettings {
     /// A stream gets a snapshot after this many new events; compaction
     /// (`Store::compact`) deletes the events a snapshot covers.
     pub snapshot_every: u64,
+    /// Audit records kept per type on the `audit` stream (older ones are deleted).
+    pub audit_retention: u64,
 }
 
 impl Default for EventStoreSettings {
@@ -35,6 +42,7 @@ impl Default for EventStoreSettings {
         Self {
             history_retention: hangar_core::config::DEFAULT_HISTORY_RETENTION,
             snapshot_every: hangar_core::config::DEFAULT_SNAPSHOT_EVERY,
+            audit_retention: hangar_core::config::DEFAULT_AUDIT_RETENTION,
         }
     }
 }
@@ -159,6 +167,9 @@ async fn write_batches(
     let prune_every = (history_retention / 10).max(1);
     // Events written per stream since its last snapshot.
     let mut since_snapshot: HashMap<String, u64> = HashMap::new();
+    // Audit records written since the audit stream was last pruned.
+    let mut audit_since_prune = 0u64;
+    let audit_prune_every = (settings.audit_retention / 10).max(1);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // Gather for a moment so one transaction carries many events, unless
         // someone is waiting for a flush.
@@ -189,6 +200,10 @@ async fn write_batches(
         for e in &events {
             *since_snapshot.entry(e.stream_id.clone()).or_default() += 1;
         }
+        audit_since_prune += events
+            .iter()
+            .filter(|e| e.stream_id == AUDIT_STREAM)
+            .count() as u64;
         let n = events.len();
         if n > 0
             && let Err(e) = store.append_events(events).await
@@ -211,6 +226,18 @@ async fn write_batches(
                 .await
             {
                 tracing::warn!(error = %e, "could not prune tool invocation history");
+            }
+        }
+        if audit_since_prune >= audit_prune_every || (audit_since_prune > 0 && !flushes.is_empty())
+        {
+            audit_since_prune = 0;
+            for t in AUDIT_EVENT_TYPES {
+                if let Err(e) = store
+                    .prune_events(vec![AUDIT_STREAM.to_owned()], t, settings.audit_retention)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not prune the audit stream");
+                }
             }
         }
         let due: Vec<String> = since_snapshot

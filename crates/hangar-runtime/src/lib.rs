@@ -14,14 +14,18 @@
 //! API boundary: this crate knows nothing about HTTP.
 #![forbid(unsafe_code)]
 
+pub mod approvals;
 pub mod catalog;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod group;
 pub mod logs;
+pub mod policies;
 pub mod process;
 pub mod provider;
+pub mod questions;
+pub mod scopes;
 pub mod secrets;
 pub mod store;
 

@@ -99,6 +99,19 @@ struct Live {
     upstream: Arc<Upstream>,
     child: Option<ChildProcess>,
     generation: u64,
+    /// Held while the process runs (`server.max_running_providers`).
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// What every provider's start shares with the engine: the env resolver
+/// (secrets) and the cap on running providers.
+#[derive(Clone, Default)]
+pub(crate) struct StartContext {
+    pub(crate) env_resolver: Arc<ArcSwapOption<EnvResolver>>,
+    /// One permit per running provider; none: no cap.
+    pub(crate) slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// The cap, for messages.
+    pub(crate) max_running: usize,
 }
 
 impl Live {
@@ -135,7 +148,7 @@ pub struct Provider {
     notices: NoticeSink,
     shutdown: CancellationToken,
     /// Resolves `${secret:...}` in the env at each start (shared with the engine).
-    env_resolver: Arc<ArcSwapOption<EnvResolver>>,
+    start: StartContext,
 }
 
 fn policy_for(spec: &ProviderSpec) -> FailurePolicy {
@@ -154,7 +167,7 @@ impl Provider {
         log_capacity: usize,
         epoch: Instant,
         notices: NoticeSink,
-        env_resolver: Arc<ArcSwapOption<EnvResolver>>,
+        start: StartContext,
     ) -> Arc<Self> {
         let machine = ProviderStateMachine::new(policy_for(&spec));
         let p = Arc::new(Self {
@@ -174,7 +187,7 @@ impl Provider {
             epoch,
             notices,
             shutdown: CancellationToken::new(),
-            env_resolver,
+            start,
         });
         let weak = Arc::downgrade(&p);
         let shutdown = p.shutdown.clone();
@@ -395,9 +408,19 @@ impl Provider {
         }
         // The spec keeps the `${secret:...}` references; the resolved env
         // lives only until the process is spawned, and is never logged.
-        let mut resolved = match self.env_resolver.load().as_deref() {
+        let slot =
+            match &self.start.slots {
+                Some(slots) => Some(slots.clone().try_acquire_owned().map_err(|_| {
+                    RuntimeError::AtCapacity {
+                        provider: self.id.clone(),
+                        limit: self.start.max_running,
+                    }
+                })?),
+                None => None,
+            };
+        let mut resolved = match self.start.env_resolver.load().as_deref() {
             Some(r) => Some(
-                r.resolve(&self.id, &spec.env)
+                r.resolve(&self.id, spec.scope.as_deref(), &spec.env)
                     .map_err(|e| RuntimeError::Spawn {
                         provider: self.id.clone(),
                         message: e.to_string(),
@@ -441,6 +464,7 @@ impl Provider {
                     upstream: Arc::new(upstream),
                     child: Some(child),
                     generation,
+                    _slot: slot,
                 }),
                 listing,
             )),

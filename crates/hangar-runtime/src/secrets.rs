@@ -117,17 +117,19 @@ pub enum SecretError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A scoped secret referenced from outside its scope.
+    /// A secret referenced from outside its scope: a provider in a scope gets
+    /// only that scope's secrets, an unscoped provider only unscoped ones.
     #[error(
-        "secret '{name}' belongs to scope '{scope}' and is not available {} (referenced by env.{var})",
-        match requested { Some(s) => format!("in scope '{s}'"), None => "to unscoped providers".to_owned() }
+        "secret '{name}' is {} and not available {} (referenced by env.{var})",
+        match scope { Some(s) => format!("in scope '{s}'"), None => "unscoped".to_owned() },
+        match requested { Some(s) => format!("to providers in scope '{s}'"), None => "to unscoped providers".to_owned() }
     )]
     OutOfScope {
         /// The secret.
         name: String,
         /// The secret's scope.
-        scope: String,
-        /// The scope asked for.
+        scope: Option<String>,
+        /// The provider's scope.
         requested: Option<String>,
         /// The env variable that references it.
         var: String,
@@ -677,6 +679,38 @@ impl Secrets {
         Ok((info, created))
     }
 
+    /// Makes every secret of `scope` unscoped (the scope is being deleted);
+    /// returns their names. Values are untouched (same ciphertext).
+    pub async fn unscope(&self, scope: &str) -> Result<Vec<String>, SecretError> {
+        let _writing = self.inner.writes.lock().await;
+        let scoped: Vec<(SecretInfo, Vec<u8>)> = self
+            .entries()
+            .values()
+            .filter(|e| e.info.scope.as_deref() == Some(scope))
+            .map(|e| (e.info.clone(), e.ciphertext.clone()))
+            .collect();
+        let mut names = Vec::with_capacity(scoped.len());
+        for (mut info, ciphertext) in scoped {
+            info.scope = None;
+            info.updated_at = crate::now_rfc3339();
+            if let Some(store) = &self.inner.store {
+                store
+                    .put_secret(StoredSecret {
+                        name: info.name.clone(),
+                        scope: None,
+                        ciphertext: ciphertext.clone(),
+                        created_at: info.created_at.clone(),
+                        updated_at: info.updated_at.clone(),
+                    })
+                    .await?;
+            }
+            names.push(info.name.clone());
+            self.entries_mut()
+                .insert(info.name.clone(), Entry { info, ciphertext });
+        }
+        Ok(names)
+    }
+
     /// Deletes a secret; true if it existed. Running providers keep the value
     /// they were started with until they restart.
     pub async fn delete(&self, name: &str) -> Result<bool, SecretError> {
@@ -755,12 +789,10 @@ impl Secrets {
                         name: name.to_owned(),
                         var: var.to_owned(),
                     })?;
-                    if let Some(own) = &entry.info.scope
-                        && scope != Some(own.as_str())
-                    {
+                    if entry.info.scope.as_deref() != scope {
                         return Err(SecretError::OutOfScope {
                             name: name.to_owned(),
-                            scope: own.clone(),
+                            scope: entry.info.scope.clone(),
                             requested: scope.map(str::to_owned),
                             var: var.to_owned(),
                         });
@@ -780,26 +812,24 @@ impl Secrets {
         Ok(resolved)
     }
 
-    /// An [`EnvResolver`] for the engine; `scope_of(provider_id)` gives each
-    /// provider's scope (`None`: unscoped, only unscoped secrets).
-    pub fn env_resolver(
-        &self,
-        scope_of: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
-    ) -> EnvResolver {
+    /// An [`EnvResolver`] for the engine: each provider gets the secrets of
+    /// its own scope (unscoped providers: unscoped secrets).
+    pub fn env_resolver(&self) -> EnvResolver {
         let secrets = self.clone();
-        EnvResolver::new(move |provider, env| {
-            let scope = scope_of(provider);
-            secrets.resolve_env(env, scope.as_deref())
-        })
+        EnvResolver::new(move |_provider, scope, env| secrets.resolve_env(env, scope))
     }
 }
 
-type ResolveFn = dyn Fn(&str, &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, SecretError>
+type ResolveFn = dyn Fn(
+        &str,
+        Option<&str>,
+        &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, SecretError>
     + Send
     + Sync;
 
 /// Turns a provider's env (with `${secret:...}` references) into the env its
-/// process gets, given the provider id. Called on every start; a failure
+/// process gets, given the provider id and scope. Called on every start; a failure
 /// fails the start. See [`Engine::set_env_resolver`].
 #[derive(Clone)]
 pub struct EnvResolver(Arc<ResolveFn>);
@@ -813,7 +843,11 @@ impl std::fmt::Debug for EnvResolver {
 impl EnvResolver {
     /// Wraps a resolving function.
     pub fn new(
-        f: impl Fn(&str, &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, SecretError>
+        f: impl Fn(
+            &str,
+            Option<&str>,
+            &BTreeMap<String, String>,
+        ) -> Result<BTreeMap<String, String>, SecretError>
         + Send
         + Sync
         + 'static,
@@ -821,13 +855,14 @@ impl EnvResolver {
         Self(Arc::new(f))
     }
 
-    /// Resolves `env` for `provider`.
+    /// Resolves `env` for `provider` in `scope`.
     pub fn resolve(
         &self,
         provider: &str,
+        scope: Option<&str>,
         env: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, SecretError> {
-        (self.0)(provider, env)
+        (self.0)(provider, scope, env)
     }
 }
 

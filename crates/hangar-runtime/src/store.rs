@@ -13,6 +13,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::StoreError;
 
+mod policies;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS providers (
     id TEXT PRIMARY KEY,
@@ -56,12 +58,35 @@ CREATE TABLE IF NOT EXISTS catalog (
     spec TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tool_policies (
+    provider_glob TEXT NOT NULL,
+    tool_glob TEXT NOT NULL,
+    subject_kind TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    effect TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (provider_glob, tool_glob, subject_kind, subject_id)
+);
+CREATE TABLE IF NOT EXISTS scopes (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS secrets (
     name TEXT PRIMARY KEY,
     scope TEXT,
     ciphertext BLOB NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS roles (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS principal_roles (
+    principal_id TEXT NOT NULL,
+    role_id TEXT NOT NULL,
+    PRIMARY KEY (principal_id, role_id)
 );
 ";
 
@@ -84,10 +109,30 @@ pub struct StoredKey {
     pub expires_at: Option<String>,
     /// RFC 3339, if revoked.
     pub revoked_at: Option<String>,
+    /// `key` (an API key managed over `/api/auth/keys`) or `token` (a personal
+    /// token its principal manages over `/api/tokens`); both authenticate alike.
+    pub kind: String,
 }
 
 const KEY_COLUMNS: &str =
-    "key_id, principal_id, name, key_hash, prefix, created_at, expires_at, revoked_at";
+    "key_id, principal_id, name, key_hash, prefix, created_at, expires_at, revoked_at, kind";
+
+/// Adds columns that databases created by older versions lack.
+fn migrate(c: &Connection) -> Result<(), StoreError> {
+    let has_kind = {
+        let mut stmt = c.prepare("SELECT name FROM pragma_table_info('api_keys')")?;
+        let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut found = false;
+        for name in names {
+            found |= name? == "kind";
+        }
+        found
+    };
+    if !has_kind {
+        c.execute_batch("ALTER TABLE api_keys ADD COLUMN kind TEXT NOT NULL DEFAULT 'key'")?;
+    }
+    Ok(())
+}
 
 fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredKey> {
     Ok(StoredKey {
@@ -99,6 +144,7 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredKey> {
         created_at: r.get(5)?,
         expires_at: r.get(6)?,
         revoked_at: r.get(7)?,
+        kind: r.get(8)?,
     })
 }
 
@@ -234,6 +280,7 @@ enum Table {
     Providers,
     Groups,
     Catalog,
+    Scopes,
 }
 
 impl Table {
@@ -242,6 +289,7 @@ impl Table {
             Self::Providers => "providers",
             Self::Groups => "groups",
             Self::Catalog => "catalog",
+            Self::Scopes => "scopes",
         }
     }
 }
@@ -267,6 +315,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -383,6 +432,25 @@ impl Store {
     /// Deletes a stored catalog entry; true if it existed.
     pub async fn delete_catalog_entry(&self, id: &str) -> Result<bool, StoreError> {
         self.delete_spec(Table::Catalog, id).await
+    }
+
+    /// Saves (inserts or replaces) a scope.
+    pub async fn put_scope(
+        &self,
+        id: &str,
+        scope: &crate::scopes::Scope,
+    ) -> Result<(), StoreError> {
+        self.put_spec(Table::Scopes, id, scope).await
+    }
+
+    /// Deletes a scope; true if it existed.
+    pub async fn delete_scope(&self, id: &str) -> Result<bool, StoreError> {
+        self.delete_spec(Table::Scopes, id).await
+    }
+
+    /// All scopes, by id.
+    pub async fn scopes(&self) -> Result<Vec<(String, crate::scopes::Scope)>, StoreError> {
+        self.specs(Table::Scopes).await
     }
 
     /// All stored user catalog entries, by id.
@@ -559,7 +627,7 @@ impl Store {
             c.execute(
                 &format!(
                     "INSERT INTO api_keys ({KEY_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
                 ),
                 params![
                     key.key_id,
@@ -569,7 +637,8 @@ impl Store {
                     key.prefix,
                     key.created_at,
                     key.expires_at,
-                    key.revoked_at
+                    key.revoked_at,
+                    key.kind
                 ],
             )?;
             Ok(())
@@ -586,6 +655,165 @@ impl Store {
             let rows = stmt.query_map([], key_from_row)?;
             rows.collect::<Result<Vec<_>, _>>()
                 .map_err(StoreError::from)
+        })
+        .await
+    }
+
+    /// Marks a key revoked at `revoked_at` (RFC 3339); true if it existed and
+    /// was not revoked yet.
+    pub async fn revoke_key(&self, key_id: &str, revoked_at: &str) -> Result<bool, StoreError> {
+        let (key_id, revoked_at) = (key_id.to_owned(), revoked_at.to_owned());
+        self.run(move |c| {
+            Ok(c.execute(
+                "UPDATE api_keys SET revoked_at = ?2 WHERE key_id = ?1 AND revoked_at IS NULL",
+                params![key_id, revoked_at],
+            )? > 0)
+        })
+        .await
+    }
+
+    /// Saves (inserts or replaces) a custom role as JSON.
+    pub async fn put_role(&self, role: &hangar_core::Role) -> Result<(), StoreError> {
+        let id = role.id.clone();
+        let json = serde_json::to_string(role).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO roles (id, spec) VALUES (?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET spec = excluded.spec",
+                params![id, json],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes a custom role and its assignments; true if it existed.
+    pub async fn delete_role(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let n = tx.execute("DELETE FROM roles WHERE id = ?1", params![id])?;
+            tx.execute(
+                "DELETE FROM principal_roles WHERE role_id = ?1",
+                params![id],
+            )?;
+            tx.commit()?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    /// All stored custom roles, by id.
+    pub async fn roles(&self) -> Result<Vec<hangar_core::Role>, StoreError> {
+        self.run(|c| {
+            let mut stmt = c.prepare("SELECT id, spec FROM roles ORDER BY id")?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, json) = row?;
+                out.push(
+                    serde_json::from_str(&json)
+                        .map_err(|e| StoreError::Corrupt(format!("role {id}: {e}")))?,
+                );
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Gives `principal_id` the role `role_id`; true if it did not hold it.
+    pub async fn assign_role(&self, principal_id: &str, role_id: &str) -> Result<bool, StoreError> {
+        let (p, r) = (principal_id.to_owned(), role_id.to_owned());
+        self.run(move |c| {
+            Ok(c.execute(
+                "INSERT OR IGNORE INTO principal_roles (principal_id, role_id) VALUES (?1, ?2)",
+                params![p, r],
+            )? > 0)
+        })
+        .await
+    }
+
+    /// Takes `role_id` from `principal_id`; true if it held it.
+    pub async fn unassign_role(
+        &self,
+        principal_id: &str,
+        role_id: &str,
+    ) -> Result<bool, StoreError> {
+        let (p, r) = (principal_id.to_owned(), role_id.to_owned());
+        self.run(move |c| {
+            Ok(c.execute(
+                "DELETE FROM principal_roles WHERE principal_id = ?1 AND role_id = ?2",
+                params![p, r],
+            )? > 0)
+        })
+        .await
+    }
+
+    /// Every role assignment as `(principal_id, role_id)`, sorted.
+    pub async fn role_assignments(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.run(|c| {
+            let mut stmt = c.prepare(
+                "SELECT principal_id, role_id FROM principal_roles ORDER BY principal_id, role_id",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::from)
+        })
+        .await
+    }
+
+    /// Events on `stream_id` whose type is one of `event_types` (and, with
+    /// `provider`, whose payload's `provider` is it), newest first, at most
+    /// `limit`; each with its type. Plus how many match in all.
+    pub async fn events_by_types(
+        &self,
+        stream_id: &str,
+        event_types: Vec<String>,
+        provider: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<(String, StoredEvent)>, u64), StoreError> {
+        let stream_id = stream_id.to_owned();
+        self.run(move |c| {
+            let types = serde_json::to_string(&event_types)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let filter = "WHERE stream_id = ?1
+                 AND event_type IN (SELECT value FROM json_each(?2))
+                 AND (?3 IS NULL OR json_extract(payload, '$.provider') = ?3)";
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT position, version, time, payload, event_type FROM events {filter}
+                 ORDER BY position DESC LIMIT ?4"
+            ))?;
+            let rows = stmt.query_map(params![stream_id, types, provider, limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (position, version, time, payload, event_type) = row?;
+                out.push((
+                    event_type,
+                    StoredEvent {
+                        position: u64::try_from(position).unwrap_or(0),
+                        version: u64::try_from(version).unwrap_or(0),
+                        time,
+                        payload: serde_json::from_str(&payload)
+                            .map_err(|e| StoreError::Corrupt(format!("event {position}: {e}")))?,
+                    },
+                ));
+            }
+            let total: i64 = c.query_row(
+                &format!("SELECT COUNT(*) FROM events {filter}"),
+                params![stream_id, types, provider],
+                |r| r.get(0),
+            )?;
+            Ok((out, u64::try_from(total).unwrap_or(0)))
         })
         .await
     }
@@ -685,5 +913,52 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].0, "a");
         assert_eq!(all[0].1, spec);
+    }
+
+    #[tokio::test]
+    async fn keys_get_a_kind_column_on_old_databases() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hangar.db");
+        {
+            let c = Connection::open(&path).expect("open");
+            c.execute_batch(
+                "CREATE TABLE api_keys (key_id TEXT PRIMARY KEY, principal_id TEXT NOT NULL,
+                 name TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL,
+                 created_at TEXT NOT NULL, expires_at TEXT, revoked_at TEXT);
+                 INSERT INTO api_keys VALUES ('k1', 'admin', 'n', 'h', 'hgr_', 't', NULL, NULL);",
+            )
+            .expect("old schema");
+        }
+        let s = Store::open(&path).expect("migrate");
+        let keys = s.keys().await.expect("keys");
+        assert_eq!(keys[0].kind, "key");
+        assert!(
+            s.revoke_key("k1", "2030-01-01T00:00:00Z")
+                .await
+                .expect("revoke")
+        );
+        assert!(
+            !s.revoke_key("k1", "2030-01-01T00:00:00Z")
+                .await
+                .expect("again")
+        );
+        drop(s);
+        let s = Store::open(&path).expect("reopen twice");
+        assert!(s.keys().await.expect("keys")[0].revoked_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn roles_and_assignments_persist() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(&dir.path().join("hangar.db")).expect("open");
+        let role: hangar_core::Role =
+            serde_json::from_str(r#"{"id":"deployer","permissions":["catalog:read"]}"#)
+                .expect("role");
+        s.put_role(&role).await.expect("put");
+        assert!(s.assign_role("alice", "deployer").await.expect("assign"));
+        assert!(!s.assign_role("alice", "deployer").await.expect("again"));
+        assert_eq!(s.roles().await.expect("roles"), vec![role]);
+        assert!(s.delete_role("deployer").await.expect("delete"));
+        assert!(s.role_assignments().await.expect("list").is_empty());
     }
 }

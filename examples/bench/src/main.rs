@@ -188,6 +188,10 @@ impl Drop for Server {
     }
 }
 
+/// `server:` settings lifting the per-key rate limit (DESIGN §6) far above
+/// what the bench sends.
+const UNLIMITED: &str = "server:\n  rate_limit: { requests: 1000000, per_seconds: 1 }\n";
+
 async fn start_server(server_settings: &str) -> BenchResult<Server> {
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("hangar.yaml");
@@ -248,7 +252,8 @@ async fn main() -> BenchResult<()> {
         }
     }
 
-    let server = start_server("").await?;
+    // No per-key rate limit in the way of the measurement.
+    let server = start_server(UNLIMITED).await?;
     let server_pid = server.child.id();
     let direct = direct_client().await?;
     let hangar = hangar_client(&server.url).await?;
@@ -301,7 +306,7 @@ async fn main() -> BenchResult<()> {
 
     // The same 2025-session run against a second server with the event
     // store's per-call writes off (no invocation history).
-    let quiet = start_server("server:\n  record_tool_history: false\n").await?;
+    let quiet = start_server(&format!("{UNLIMITED}  record_tool_history: false\n")).await?;
     let quiet_client = hangar_client(&quiet.url).await?;
     run(&peers(std::slice::from_ref(&quiet_client)), "fx__echo", 200).await?;
     let cpu0 = cpu_ticks(quiet.child.id())?;

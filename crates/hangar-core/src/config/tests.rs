@@ -435,3 +435,23 @@ fn zero_backups_or_snapshot_interval_are_rejected() {
     let e = parse_err("server:\n  snapshot_every: 0\n");
     assert_eq!(e.field.as_deref(), Some("server.snapshot_every"));
 }
+
+#[test]
+fn rate_limit_and_auth_backoff_are_validated() {
+    let e = parse_err("server:\n  rate_limit: { requests: 0, per_seconds: 60 }\n");
+    assert_eq!(e.field.as_deref(), Some("server.rate_limit.requests"));
+    let e = parse_err("server:\n  auth_backoff: { quiet_period_s: 0 }\n");
+    assert_eq!(
+        e.field.as_deref(),
+        Some("server.auth_backoff.quiet_period_s")
+    );
+    let ok = HangarConfig::from_yaml(
+        "server:\n  rate_limit: { requests: 5, per_seconds: 1, burst: 2 }\n  auth_backoff: { free_failures: 1 }\n",
+    );
+    let ok = ok.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        ok.server.rate_limit,
+        Some(crate::RateLimit::new(5, 1).with_burst(2))
+    );
+    assert_eq!(ok.server.auth_backoff.map(|b| b.free_failures), Some(1));
+}

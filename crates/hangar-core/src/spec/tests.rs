@@ -280,3 +280,32 @@ fn serialization_skips_empty_fields_and_rejects_unknown_ones() {
     let parsed: Result<ProviderSpec, _> = serde_json::from_str(r#"{"command":["x"]}"#);
     assert_eq!(parsed.ok(), Some(ProviderSpec::subprocess(["x"])));
 }
+
+#[test]
+fn policies_round_trip_and_are_validated() {
+    let yaml = "command: [x]\npolicies:\n  - {tool: \"write_*\", role_id: developer, effect: ask}\n  - {principal_id: ci, effect: deny}\n";
+    let spec: ProviderSpec = yaml_serde::from_str(yaml).unwrap();
+    assert_eq!(spec.policies.len(), 2);
+    assert_eq!(spec.policies[1].tool_glob, "*");
+    let p = spec.policies[0].to_policy("fs");
+    assert_eq!(p.provider_glob, "fs");
+    assert_eq!(p.effect, crate::Effect::Ask);
+    spec.validate("fs").unwrap();
+    let back: ProviderSpec = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
+    assert_eq!(back, spec);
+    assert!(
+        yaml_serde::from_str::<ProviderSpec>("command: [x]\npolicies: [{effect: allow}]\n")
+            .is_err()
+    );
+    assert!(
+        yaml_serde::from_str::<ProviderSpec>(
+            "command: [x]\npolicies: [{role_id: a, principal_id: b, effect: allow}]\n"
+        )
+        .is_err()
+    );
+    let bad: ProviderSpec = yaml_serde::from_str(
+        "command: [x]\npolicies: [{tool: \"\", role_id: dev, effect: allow}]\n",
+    )
+    .unwrap();
+    assert_eq!(field_of(bad.validate("fs")), "policies[0].tool");
+}

@@ -504,33 +504,35 @@ async fn scopes_limit_where_a_secret_is_usable() {
         .await
         .unwrap();
     secrets.put("SHARED", "shared", None).await.unwrap();
-    let input = env(&[("K", "${secret:PROD_KEY}"), ("S", "${secret:SHARED}")]);
-    // The matching scope gets both (unscoped secrets are usable by all).
-    let out = secrets.resolve_env(&input, Some("production")).unwrap();
+    let prod = env(&[("K", "${secret:PROD_KEY}")]);
+    let shared = env(&[("S", "${secret:SHARED}")]);
+    // A provider in a scope gets that scope's secrets only.
+    let out = secrets.resolve_env(&prod, Some("production")).unwrap();
     assert_eq!(out["K"], VALUE);
-    assert_eq!(out["S"], "shared");
+    let err = secrets
+        .resolve_env(&shared, Some("production"))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "secret 'SHARED' is unscoped and not available to providers in scope 'production' (referenced by env.S)"
+    );
     // Another scope, or none, does not get the scoped one.
-    let err = secrets.resolve_env(&input, Some("staging")).unwrap_err();
+    let err = secrets.resolve_env(&prod, Some("staging")).unwrap_err();
     assert!(
         matches!(&err, SecretError::OutOfScope { name, scope, requested, var }
-        if name == "PROD_KEY" && scope == "production" && requested.as_deref() == Some("staging") && var == "K")
+        if name == "PROD_KEY" && scope.as_deref() == Some("production") && requested.as_deref() == Some("staging") && var == "K")
     );
     assert_eq!(
         err.to_string(),
-        "secret 'PROD_KEY' belongs to scope 'production' and is not available in scope 'staging' (referenced by env.K)"
+        "secret 'PROD_KEY' is in scope 'production' and not available to providers in scope 'staging' (referenced by env.K)"
     );
-    let err = secrets.resolve_env(&input, None).unwrap_err();
+    let err = secrets.resolve_env(&prod, None).unwrap_err();
     assert!(
         err.to_string()
             .contains("not available to unscoped providers"),
         "{err}"
     );
-    // Unscoped secrets work from any scope and from none.
-    let shared = env(&[("S", "${secret:SHARED}")]);
-    assert_eq!(
-        secrets.resolve_env(&shared, Some("x")).unwrap()["S"],
-        "shared"
-    );
+    // Unscoped providers get unscoped secrets.
     assert_eq!(secrets.resolve_env(&shared, None).unwrap()["S"], "shared");
 }
 
@@ -552,11 +554,14 @@ async fn env_resolver_uses_the_scope_of_each_provider() {
         .put("K", VALUE, Some("team-a".into()))
         .await
         .unwrap();
-    let resolver = secrets.env_resolver(|provider| (provider == "a1").then(|| "team-a".to_owned()));
+    let resolver = secrets.env_resolver();
     let input = env(&[("K", "${secret:K}")]);
-    assert_eq!(resolver.resolve("a1", &input).unwrap()["K"], VALUE);
+    assert_eq!(
+        resolver.resolve("a1", Some("team-a"), &input).unwrap()["K"],
+        VALUE
+    );
     assert!(matches!(
-        resolver.resolve("b1", &input),
+        resolver.resolve("b1", None, &input),
         Err(SecretError::OutOfScope { .. })
     ));
     assert_eq!(format!("{resolver:?}"), "EnvResolver(..)");
@@ -630,7 +635,7 @@ async fn secrets_reach_a_real_provider_and_refresh_restarts_it() {
         store: Some(store),
         ..Default::default()
     });
-    engine.set_env_resolver(Some(secrets.env_resolver(|_| None)));
+    engine.set_env_resolver(Some(secrets.env_resolver()));
     let mut spec = hangar_core::ProviderSpec::subprocess([fixture().display().to_string()]);
     spec.env = env(&[
         ("SECRET_THING", "${secret:API_TOKEN}"),
