@@ -54,6 +54,10 @@ pub struct Server {
     _tmp: Option<tempfile::TempDir>,
     config_path: PathBuf,
     extra_args: Vec<String>,
+    /// `RUST_LOG` of the server.
+    log_level: String,
+    /// Where the server's stderr goes, if captured.
+    log_file: Option<PathBuf>,
 }
 
 fn free_port() -> u16 {
@@ -80,14 +84,54 @@ impl Server {
             _tmp: Some(tmp),
             config_path,
             extra_args: args.iter().map(|a| (*a).to_owned()).collect(),
+            log_level: "warn".into(),
+            log_file: None,
         };
         s.spawn().await;
         s
     }
 
+    /// Like [`Server::start`], with the server logging at `debug` into a
+    /// file read by [`Server::log_text`] (for tests about what logs hold).
+    pub async fn start_logged(config: &str) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let config_path = tmp.path().join("hangar.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut s = Self {
+            url: String::new(),
+            data_dir: tmp.path().join("data"),
+            child: None,
+            log_file: Some(tmp.path().join("server.log")),
+            _tmp: Some(tmp),
+            config_path,
+            extra_args: Vec::new(),
+            log_level: "debug".into(),
+        };
+        s.spawn().await;
+        s
+    }
+
+    /// Everything the server wrote to stderr (servers from [`Server::start_logged`]).
+    pub fn log_text(&self) -> String {
+        self.log_file
+            .as_ref()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
     async fn spawn(&mut self) {
         let port = free_port();
         self.url = format!("http://127.0.0.1:{port}");
+        let stderr = match &self.log_file {
+            Some(p) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .unwrap(),
+            ),
+            None => Stdio::inherit(),
+        };
         let child = Command::new(bin("hangar-server"))
             .arg("--config")
             .arg(&self.config_path)
@@ -97,8 +141,9 @@ impl Server {
             .arg(format!("127.0.0.1:{port}"))
             .args(&self.extra_args)
             .env("HANGAR_ADMIN_KEY", ADMIN_KEY)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", &self.log_level)
             .stdin(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         self.child = Some(child);

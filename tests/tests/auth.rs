@@ -909,3 +909,53 @@ async fn cli_manages_keys_roles_and_reads_the_audit_log() {
     let events = run(&["security-events", "--limit", "5"]);
     assert!(events.starts_with("POSITION"), "{events}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_tools_does_not_allow_calling_them() {
+    let server = Server::start(&fixture_config("fx", "")).await;
+    let (status, v) = server
+        .send(
+            Method::POST,
+            "/auth/roles",
+            Some(
+                json!({"id": "lister", "description": "Sees tools", "permissions": ["tools:list"]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let key = key_for(&server, "lena", "lister").await;
+    let hangar = |args: &[&str]| {
+        std::process::Command::new(hangar_e2e::bin("hangar"))
+            .args(["--url", &server.url, "--key", &key])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = hangar(&["tools"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("fx__echo"),
+        "{out:?}"
+    );
+    let out = hangar(&["call", "fx__echo", "text=hi"]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs the tools:call permission"),
+        "{out:?}"
+    );
+    // The same key with tools:call added may call.
+    let (status, v) = server
+        .send(
+            Method::PUT,
+            "/auth/roles/lister",
+            Some(json!({"permissions": ["tools:list", "tools:call"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let out = hangar(&["call", "fx__echo", "text=hi"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("hi"),
+        "{out:?}"
+    );
+}

@@ -24,7 +24,7 @@ async fn secrets_are_injected_refreshed_and_never_shown() {
         "providers:\n  fx:\n    command: [\"{f}\"]\n    env:\n      SECRET_THING: \"${{secret:API_TOKEN}}\"\n  fy:\n    command: [\"{f}\"]\n    env:\n      SECRET_THING: \"${{secret:NOPE}}\"\n",
         f = fixture.display()
     );
-    let server = Server::start(&config).await;
+    let server = Server::start_logged(&config).await;
 
     let (status, v) = send(
         &server,
@@ -116,6 +116,11 @@ async fn secrets_are_injected_refreshed_and_never_shown() {
             }
         }
     }
+
+    // Nor the server's own log (at debug level).
+    let log = server.log_text();
+    assert!(log.contains("secret stored"), "the log was captured: {log}");
+    assert!(!log.contains(VALUE) && !log.contains(NEW_VALUE), "{log}");
 
     // Bad input and deletion.
     for (name, body, status) in [

@@ -701,6 +701,9 @@ pub async fn authorize(State(authz): State<Authz>, mut req: Request, next: Next)
             None => {
                 req.extensions_mut()
                     .insert(hangar_mcp::CallerRoles(grants.roles().into()));
+                req.extensions_mut().insert(hangar_mcp::CallerCanCall(
+                    grants.allows(&Permission::TOOLS_CALL),
+                ));
                 req.extensions_mut().insert(grants.clone());
                 next.run(req).await
             }

@@ -22,6 +22,7 @@ pub use error::UpstreamError;
 pub use gate::{Approval, CallAudit, ElicitationAsk, HeldCall, Questioner, arguments_digest};
 pub use rmcp;
 pub use server::{
-    AggregatingServer, Backend, BackendError, CallReport, CallerId, CallerRoles, Lease,
+    AggregatingServer, Backend, BackendError, CallReport, CallerCanCall, CallerId, CallerRoles,
+    Lease,
 };
 pub use upstream::{DownstreamCall, EventSink, ProviderListing, Upstream, UpstreamEvent};

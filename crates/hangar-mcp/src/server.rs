@@ -91,6 +91,29 @@ pub struct CallerId(pub String);
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CallerRoles(pub std::sync::Arc<[String]>);
 
+/// Whether the caller holds `tools:call`, which `tools/call`, `resources/read`
+/// and `prompts/get` need (listing needs `tools:list`, checked before the
+/// request reaches MCP). Set by the HTTP layer that authorized the request;
+/// absent only when no auth layer is in front (an in-process client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallerCanCall(pub bool);
+
+/// Refuses the request unless the caller may call (see [`CallerCanCall`]).
+fn check_can_call(context: &RequestContext<RoleServer>, method: &str) -> Result<(), ErrorData> {
+    let denied = context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<CallerCanCall>())
+        .is_some_and(|c| !c.0);
+    if denied {
+        return Err(ErrorData::invalid_request(
+            format!("permission denied: {method} needs the tools:call permission"),
+            None,
+        ));
+    }
+    Ok(())
+}
+
 /// What happened to one forwarded call, for health accounting and history.
 #[derive(Debug)]
 pub struct CallReport<'a> {
@@ -257,6 +280,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        check_can_call(&context, "tools/call")?;
         let mut catalog = self.backend.catalog();
         if catalog.resolve_tool(&request.name).is_none() && !catalog.unlisted().is_empty() {
             self.backend.ensure_listed().await;
@@ -398,6 +422,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        check_can_call(&context, "resources/read")?;
         let catalog = self.catalog_listed().await;
         let provider = catalog
             .resolve_resource(&request.uri)
@@ -435,6 +460,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         mut request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        check_can_call(&context, "prompts/get")?;
         let catalog = self.catalog_listed().await;
         let route = catalog
             .resolve_prompt(&request.name)
