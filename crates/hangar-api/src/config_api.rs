@@ -410,7 +410,9 @@ pub struct ExportResponse {
 }
 
 /// The live state (providers and groups from the file and the API, and the
-/// settings) as YAML that loads back to the same state.
+/// settings) as YAML that loads back to the same state. It shows env values
+/// unredacted (secrets stay `${secret:...}` references), so it needs
+/// `config:write`, like `diff`; `GET /api/config` (redacted) needs `config:read`.
 #[utoipa::path(
     post,
     path = "/config/export",
@@ -420,7 +422,7 @@ pub struct ExportResponse {
         (status = 200, description = "Live state as YAML", body = ExportResponse),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
     ),
-    security(("bearer" = ["config:read"]))
+    security(("bearer" = ["config:write"]))
 )]
 pub async fn export_config(
     State(ctx): State<ApiContext>,
@@ -486,7 +488,7 @@ pub struct DiffResponse {
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 422, description = "The file on disk is unreadable or invalid", body = ErrorBody),
     ),
-    security(("bearer" = ["config:read"]))
+    security(("bearer" = ["config:write"]))
 )]
 pub async fn diff_config(State(ctx): State<ApiContext>) -> Result<Json<DiffResponse>, ApiError> {
     let diff = on_blocking_pool(&ctx, |l, e| l.diff(e)).await?;
