@@ -76,7 +76,32 @@ struct Pending {
 #[derive(Default)]
 struct State {
     pending: BTreeMap<String, Pending>,
-    answered: VecDeque<String>,
+    answered: AnsweredIds,
+}
+
+/// The ids answered lately (at most [`ANSWERED_CAP`]), so a second reply is
+/// a conflict rather than "not found". Shared with questions.
+#[derive(Default)]
+pub(crate) struct AnsweredIds(VecDeque<String>);
+
+impl AnsweredIds {
+    /// Records `id` as answered, forgetting the oldest beyond the cap.
+    pub(crate) fn remember(&mut self, id: &str) {
+        if self.0.len() >= ANSWERED_CAP {
+            self.0.pop_front();
+        }
+        self.0.push_back(id.to_owned());
+    }
+
+    /// The error for an `id` that is not pending: answered already, or unknown.
+    pub(crate) fn not_pending(&self, what: &'static str, id: &str) -> GateError {
+        let id = id.to_owned();
+        if self.0.contains(&id) {
+            GateError::AlreadyAnswered { what, id }
+        } else {
+            GateError::NotFound { what, id }
+        }
+    }
 }
 
 struct Inner {
@@ -186,7 +211,7 @@ impl Approvals {
         let state = crate::lock(&self.inner.state);
         match state.pending.get(id) {
             Some(p) => Ok(p.request.clone()),
-            None => Err(not_pending(&state, id)),
+            None => Err(state.answered.not_pending("permission request", id)),
         }
     }
 
@@ -200,9 +225,9 @@ impl Approvals {
         let pending = {
             let mut state = crate::lock(&self.inner.state);
             let Some(p) = state.pending.remove(id) else {
-                return Err(not_pending(&state, id));
+                return Err(state.answered.not_pending("permission request", id));
             };
-            remember(&mut state, id);
+            state.answered.remember(id);
             p
         };
         self.inner.events.emit(
@@ -225,27 +250,6 @@ impl Approvals {
         let _ = pending.tx.send(approval);
         Ok(pending.request)
     }
-}
-
-fn not_pending(state: &State, id: &str) -> GateError {
-    if state.answered.iter().any(|a| a == id) {
-        GateError::AlreadyAnswered {
-            what: "permission request",
-            id: id.to_owned(),
-        }
-    } else {
-        GateError::NotFound {
-            what: "permission request",
-            id: id.to_owned(),
-        }
-    }
-}
-
-fn remember(state: &mut State, id: &str) {
-    if state.answered.len() >= ANSWERED_CAP {
-        state.answered.pop_front();
-    }
-    state.answered.push_back(id.to_owned());
 }
 
 /// Removes a request its caller no longer waits for.

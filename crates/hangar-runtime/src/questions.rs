@@ -7,7 +7,7 @@
 //! the reply's `answers` has one inner list per field, mapped onto the field's
 //! type. Events on stream `approvals`: `QuestionAsked`, `QuestionAnswered`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,11 +21,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
-use crate::approvals::{APPROVALS_STREAM, new_id, rfc3339_after};
+use crate::approvals::{APPROVALS_STREAM, AnsweredIds, new_id, rfc3339_after};
 use crate::events::EventBus;
 use crate::policies::GateError;
-
-const ANSWERED_CAP: usize = 4096;
 
 /// One choice of a prompt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -101,7 +99,7 @@ struct Pending {
 #[derive(Default)]
 struct State {
     pending: BTreeMap<String, Pending>,
-    answered: VecDeque<String>,
+    answered: AnsweredIds,
 }
 
 struct Inner {
@@ -309,17 +307,7 @@ impl Questions {
     pub fn reply(&self, id: &str, reply: QuestionReply) -> Result<Question, GateError> {
         let mut state = crate::lock(&self.inner.state);
         let Some(pending) = state.pending.get(id) else {
-            return Err(if state.answered.iter().any(|a| a == id) {
-                GateError::AlreadyAnswered {
-                    what: "question",
-                    id: id.to_owned(),
-                }
-            } else {
-                GateError::NotFound {
-                    what: "question",
-                    id: id.to_owned(),
-                }
-            });
+            return Err(state.answered.not_pending("question", id));
         };
         let result = match &reply {
             QuestionReply::Answers(answers) => {
@@ -338,10 +326,7 @@ impl Questions {
                 id: id.to_owned(),
             });
         };
-        if state.answered.len() >= ANSWERED_CAP {
-            state.answered.pop_front();
-        }
-        state.answered.push_back(id.to_owned());
+        state.answered.remember(id);
         drop(state);
         let action = match reply {
             QuestionReply::Answers(_) => "accept",
