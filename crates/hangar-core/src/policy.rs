@@ -112,7 +112,28 @@ pub enum Subject {
     Role(String),
 }
 
+/// Why a wire policy has no subject.
+pub(crate) const SUBJECT_REQUIRED: &str = "exactly one of `principal_id` and `role_id` is required";
+
 impl Subject {
+    /// The subject of a wire policy's `principal_id` / `role_id` pair; `None`
+    /// unless exactly one is set.
+    pub(crate) fn from_ids(principal_id: Option<String>, role_id: Option<String>) -> Option<Self> {
+        match (principal_id, role_id) {
+            (Some(id), None) => Some(Self::Principal(id)),
+            (None, Some(id)) => Some(Self::Role(id)),
+            (Some(_), Some(_)) | (None, None) => None,
+        }
+    }
+
+    /// The wire pair `(principal_id, role_id)`.
+    pub(crate) fn into_ids(self) -> (Option<String>, Option<String>) {
+        match self {
+            Self::Principal(id) => (Some(id), None),
+            Self::Role(id) => (None, Some(id)),
+        }
+    }
+
     /// Whether the subject is this principal or one of these roles.
     pub fn applies_to<S: AsRef<str>>(&self, principal_id: &str, roles: &[S]) -> bool {
         match self {
@@ -275,7 +296,8 @@ struct PolicyFields {
     effect: Effect,
 }
 
-fn any() -> String {
+/// The default provider or tool glob of a wire policy: everything.
+pub(crate) fn any() -> String {
     "*".to_owned()
 }
 
@@ -283,16 +305,8 @@ impl TryFrom<PolicyFields> for ToolPolicy {
     type Error = PolicyError;
 
     fn try_from(fields: PolicyFields) -> Result<Self, Self::Error> {
-        let subject = match (fields.principal_id, fields.role_id) {
-            (Some(id), None) => Subject::Principal(id),
-            (None, Some(id)) => Subject::Role(id),
-            (Some(_), Some(_)) | (None, None) => {
-                return Err(PolicyError::new(
-                    "subject",
-                    "exactly one of `principal_id` and `role_id` is required",
-                ));
-            }
-        };
+        let subject = Subject::from_ids(fields.principal_id, fields.role_id)
+            .ok_or_else(|| PolicyError::new("subject", SUBJECT_REQUIRED))?;
         Ok(Self {
             provider_glob: fields.provider,
             tool_glob: fields.tool,
@@ -304,10 +318,7 @@ impl TryFrom<PolicyFields> for ToolPolicy {
 
 impl From<ToolPolicy> for PolicyFields {
     fn from(policy: ToolPolicy) -> Self {
-        let (principal_id, role_id) = match policy.subject {
-            Subject::Principal(id) => (Some(id), None),
-            Subject::Role(id) => (None, Some(id)),
-        };
+        let (principal_id, role_id) = policy.subject.into_ids();
         Self {
             provider: policy.provider_glob,
             tool: policy.tool_glob,

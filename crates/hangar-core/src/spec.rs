@@ -410,7 +410,7 @@ impl ProviderPolicy {
     expecting = "a tool policy {tool, principal_id | role_id, effect}"
 )]
 struct ProviderPolicyFields {
-    #[serde(default = "any_tool")]
+    #[serde(default = "crate::policy::any")]
     tool: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     principal_id: Option<String>,
@@ -419,19 +419,12 @@ struct ProviderPolicyFields {
     effect: Effect,
 }
 
-fn any_tool() -> String {
-    "*".to_owned()
-}
-
 impl TryFrom<ProviderPolicyFields> for ProviderPolicy {
     type Error = String;
 
     fn try_from(f: ProviderPolicyFields) -> Result<Self, Self::Error> {
-        let subject = match (f.principal_id, f.role_id) {
-            (Some(id), None) => Subject::Principal(id),
-            (None, Some(id)) => Subject::Role(id),
-            _ => return Err("exactly one of `principal_id` and `role_id` is required".to_owned()),
-        };
+        let subject = Subject::from_ids(f.principal_id, f.role_id)
+            .ok_or_else(|| crate::policy::SUBJECT_REQUIRED.to_owned())?;
         Ok(Self {
             tool_glob: f.tool,
             subject,
@@ -442,10 +435,7 @@ impl TryFrom<ProviderPolicyFields> for ProviderPolicy {
 
 impl From<ProviderPolicy> for ProviderPolicyFields {
     fn from(p: ProviderPolicy) -> Self {
-        let (principal_id, role_id) = match p.subject {
-            Subject::Principal(id) => (Some(id), None),
-            Subject::Role(id) => (None, Some(id)),
-        };
+        let (principal_id, role_id) = p.subject.into_ids();
         Self {
             tool: p.tool_glob,
             principal_id,
