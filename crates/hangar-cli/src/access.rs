@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::args::Cli;
 use crate::commands::connect;
 use crate::error::CliError;
-use crate::output::{cell, print, print_json, render_kv, render_table};
+use crate::output::{cell, render_kv, render_table, show};
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -224,19 +224,6 @@ pub struct SecurityEventsArgs {
     /// At most this many events (1-1000, default 100).
     #[arg(long, short = 'n', value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub limit: Option<u32>,
-}
-
-fn show(
-    response: &Value,
-    table: bool,
-    text: impl FnOnce(&Value) -> String,
-) -> Result<(), CliError> {
-    if table {
-        print(&text(response))?;
-    } else {
-        print_json(response)?;
-    }
-    Ok(())
 }
 
 fn items(response: &Value, field: &str) -> Vec<Value> {

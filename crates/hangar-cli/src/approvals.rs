@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::args::Cli;
 use crate::commands::connect;
 use crate::error::CliError;
-use crate::output::{print, print_json, render_table, rows};
+use crate::output::{print, render_table, rows, show};
 
 #[derive(Debug, Subcommand)]
 pub enum ApprovalsCommand {
@@ -148,11 +148,7 @@ pub(crate) async fn approvals(
             }
         }
     };
-    if table {
-        print(&human)?;
-    } else {
-        print_json(&response)?;
-    }
+    show(&response, table, |_| human)?;
     Ok(())
 }
 
@@ -254,11 +250,7 @@ pub(crate) async fn questions(
             (r, format!("{id} answered\n"))
         }
     };
-    if table {
-        print(&human)?;
-    } else {
-        print_json(&response)?;
-    }
+    show(&response, table, |_| human)?;
     Ok(())
 }
 

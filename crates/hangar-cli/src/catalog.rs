@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use crate::args::{Cli, ProviderMode, insert_env};
 use crate::commands::connect;
 use crate::error::CliError;
-use crate::output::{cell, print, print_json, render_table, summary};
+use crate::output::{cell, render_table, show, summary};
 
 #[derive(Debug, Subcommand)]
 pub enum CatalogCommand {
@@ -209,11 +209,7 @@ pub(crate) async fn run(cli: &Cli, command: &CatalogCommand, table: bool) -> Res
             (response, human)
         }
     };
-    if table {
-        print(&human)?;
-    } else {
-        print_json(&response)?;
-    }
+    show(&response, table, |_| human)?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use crate::args::{Cli, Command, OutputFormat, ProvidersCommand};
 use crate::client::{Client, resolve_key};
 use crate::error::{CliError, EXIT_SERVER};
 use crate::mcp::McpClient;
-use crate::output::{self, cell, print, print_json, render_kv, render_table, rows, summary};
+use crate::output::{self, cell, print, print_json, render_kv, render_table, rows, show, summary};
 
 pub(crate) fn connect(cli: &Cli) -> Result<Client, CliError> {
     let key = resolve_key(cli.key.as_deref(), &cli.data_dir)?;
@@ -171,11 +171,7 @@ async fn providers(cli: &Cli, command: &ProvidersCommand, table: bool) -> Result
             (response, human)
         }
     };
-    if table {
-        print(&human)?;
-    } else {
-        print_json(&response)?;
-    }
+    show(&response, table, |_| human)?;
     Ok(())
 }
 

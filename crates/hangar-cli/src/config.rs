@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::args::Cli;
 use crate::commands::connect;
 use crate::error::{CliError, EXIT_SERVER};
-use crate::output::{cell, print, print_json, render_kv, render_table};
+use crate::output::{cell, render_kv, render_table, show};
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -122,11 +122,7 @@ pub(crate) async fn run(
             (response, human)
         }
     };
-    if table {
-        print(&human)?;
-    } else {
-        print_json(&response)?;
-    }
+    show(&response, table, |_| human)?;
     if matches!(command, ConfigCommand::Reload(_)) && reload_failed(&response) {
         return Ok(ExitCode::from(EXIT_SERVER));
     }

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use crate::args::Cli;
 use crate::commands::connect;
 use crate::error::CliError;
-use crate::output::{cell, print, print_json, render_table};
+use crate::output::{cell, render_table, show};
 
 #[derive(Debug, Subcommand)]
 pub enum GroupsCommand {
@@ -281,11 +281,7 @@ pub(crate) async fn run(cli: &Cli, command: &GroupsCommand, table: bool) -> Resu
             (response, human)
         }
     };
-    if table {
-        print(&human)?;
-    } else {
-        print_json(&response)?;
-    }
+    show(&response, table, |_| human)?;
     Ok(())
 }
 

@@ -121,6 +121,21 @@ pub fn print_json(value: &Value) -> std::io::Result<()> {
     print(&format!("{}\n", pretty(value)))
 }
 
+/// Prints `response` for scripts (pretty JSON), or `text(response)` for
+/// people when `table` is set.
+pub fn show(
+    response: &Value,
+    table: bool,
+    text: impl FnOnce(&Value) -> String,
+) -> Result<(), crate::error::CliError> {
+    if table {
+        print(&text(response))?;
+    } else {
+        print_json(response)?;
+    }
+    Ok(())
+}
+
 /// The human-readable text of a `tools/call` result's content blocks.
 pub fn content_text(result: &Value) -> String {
     let mut out = String::new();

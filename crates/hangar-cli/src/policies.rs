@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::args::Cli;
 use crate::commands::connect;
 use crate::error::CliError;
-use crate::output::{print, print_json, render_table, rows};
+use crate::output::{render_table, rows, show};
 
 #[derive(Debug, Subcommand)]
 pub enum PoliciesCommand {
@@ -173,10 +173,6 @@ pub(crate) async fn run(cli: &Cli, command: &PoliciesCommand, table: bool) -> Re
             (r, format!("{n} policies deleted\n"))
         }
     };
-    if table {
-        print(&human)?;
-    } else {
-        print_json(&response)?;
-    }
+    show(&response, table, |_| human)?;
     Ok(())
 }

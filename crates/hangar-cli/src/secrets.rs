@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::args::Cli;
 use crate::commands::connect;
 use crate::error::CliError;
-use crate::output::{print, print_json, render_table, rows};
+use crate::output::{render_table, rows, show};
 
 #[derive(Debug, Subcommand)]
 pub enum SecretsCommand {
@@ -53,19 +53,6 @@ pub enum ScopesCommand {
         /// Scope id.
         scope_id: String,
     },
-}
-
-fn show(
-    response: &Value,
-    table: bool,
-    text: impl FnOnce(&Value) -> String,
-) -> Result<(), CliError> {
-    if table {
-        print(&text(response))?;
-    } else {
-        print_json(response)?;
-    }
-    Ok(())
 }
 
 /// The value of `secrets set`: `--value`, else stdin without its final newline.
