@@ -2,67 +2,14 @@
 //! both protocol eras, in front of real `hangar-fixture` processes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use hangar_e2e::{ADMIN_KEY, Server, fixture_config};
-use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ClientConfig, GetPromptRequestParams,
-    Implementation, ProgressNotificationParam, ProtocolVersion, ReadResourceRequestParams,
-};
-use rmcp::service::{NotificationContext, RunningService};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient};
+use hangar_e2e::mcp_client::{connect, legacy, modern};
+use hangar_e2e::{Server, fixture_config};
+use rmcp::model::{CallToolRequestParams, GetPromptRequestParams, ReadResourceRequestParams};
+use rmcp::{ClientLifecycleMode, RoleClient};
 use serde_json::json;
-
-#[derive(Clone, Default)]
-struct Client {
-    progress: Arc<AtomicUsize>,
-}
-
-impl ClientHandler for Client {
-    fn get_info(&self) -> ClientConfig {
-        ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("e2e", "0"),
-        )
-    }
-    async fn on_progress(
-        &self,
-        _p: ProgressNotificationParam,
-        _c: NotificationContext<RoleClient>,
-    ) {
-        self.progress.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-async fn connect(
-    server: &Server,
-    lifecycle: ClientLifecycleMode,
-) -> (RunningService<RoleClient, Client>, Client) {
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(server.at("/mcp")).auth_header(ADMIN_KEY),
-    );
-    let handler = Client::default();
-    let client = handler
-        .clone()
-        .serve_with_lifecycle(transport, lifecycle)
-        .await
-        .expect("connect to hangar");
-    (client, handler)
-}
-
-fn legacy() -> ClientLifecycleMode {
-    ClientLifecycleMode::Initialize
-}
-
-fn modern() -> ClientLifecycleMode {
-    ClientLifecycleMode::Discover {
-        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-    }
-}
 
 fn args(v: serde_json::Value) -> rmcp::model::JsonObject {
     v.as_object().cloned().unwrap()
