@@ -34,14 +34,23 @@ def _api(server: HangarServer, method: str, path: str, body: dict | None = None)
         return json.loads(resp.read() or b"null")
 
 
-def _cli(server: HangarServer, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(server: HangarServer, key: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(_bin_dir() / "hangar"), "--url", server.url, "--key", server.key, *args],
+        [str(_bin_dir() / "hangar"), "--url", server.url, "--key", key, *args],
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
         check=False,
     )
+
+
+@pytest.fixture
+def reviewer_key(hangar_server: HangarServer) -> str:
+    """A key of an operator: nobody answers their own held call, so the
+    admin's calls are answered by someone else."""
+    _api(hangar_server, "POST", "/auth/principals/reviewer/roles", {"role_id": "operator"})
+    made = _api(hangar_server, "POST", "/auth/keys", {"principal_id": "reviewer", "name": "reviewer"})
+    return made["raw_key"]
 
 
 @pytest.fixture
@@ -62,7 +71,7 @@ async def _pending_id(server: HangarServer) -> str:
         await anyio.sleep(0.05)
 
 
-async def _held_call(server: HangarServer, mode: str, answer: list[str]):
+async def _held_call(server: HangarServer, reviewer: str, mode: str, answer: list[str]):
     updates: list[tuple[float, float | None, str | None]] = []
     got_progress = anyio.Event()
 
@@ -73,7 +82,7 @@ async def _held_call(server: HangarServer, mode: str, answer: list[str]):
     async def answer_when_waiting(request_id: list[str]) -> None:
         request_id.append(await _pending_id(server))
         await got_progress.wait()  # the caller hears that it waits
-        done = await anyio.to_thread.run_sync(lambda: _cli(server, *answer, request_id[0]))
+        done = await anyio.to_thread.run_sync(lambda: _cli(server, reviewer, *answer, request_id[0]))
         assert done.returncode == 0, done
 
     request_id: list[str] = []
@@ -87,15 +96,19 @@ async def _held_call(server: HangarServer, mode: str, answer: list[str]):
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_held_call_is_approved_with_the_cli(hangar_server: HangarServer, mode: str, ask_policy: None) -> None:
-    result = await _held_call(hangar_server, mode, ["approvals", "approve"])
+async def test_held_call_is_approved_with_the_cli(
+    hangar_server: HangarServer, reviewer_key: str, mode: str, ask_policy: None
+) -> None:
+    result = await _held_call(hangar_server, reviewer_key, mode, ["approvals", "approve"])
     assert not result.is_error, result
     assert texts(result), result
 
 
-async def test_held_call_is_rejected_with_the_cli(hangar_server: HangarServer, ask_policy: None) -> None:
+async def test_held_call_is_rejected_with_the_cli(
+    hangar_server: HangarServer, reviewer_key: str, ask_policy: None
+) -> None:
     result = await _held_call(
-        hangar_server, "legacy", ["approvals", "reject", "--message", "not today"]
+        hangar_server, reviewer_key, "legacy", ["approvals", "reject", "--message", "not today"]
     )
     assert result.is_error, result
     text = " ".join(c.text for c in result.content if isinstance(c, TextContent))

@@ -60,6 +60,8 @@ pub struct Server {
     log_level: String,
     /// Where the server's stderr goes, if captured.
     log_file: Option<PathBuf>,
+    /// `HANGAR_ADMIN_KEY` of the next start.
+    admin_key_env: String,
 }
 
 fn free_port() -> u16 {
@@ -88,6 +90,7 @@ impl Server {
             extra_args: args.iter().map(|a| (*a).to_owned()).collect(),
             log_level: "warn".into(),
             log_file: None,
+            admin_key_env: ADMIN_KEY.into(),
         };
         s.spawn().await;
         s
@@ -108,6 +111,7 @@ impl Server {
             config_path,
             extra_args: Vec::new(),
             log_level: "debug".into(),
+            admin_key_env: ADMIN_KEY.into(),
         };
         s.spawn().await;
         s
@@ -142,7 +146,7 @@ impl Server {
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(&self.extra_args)
-            .env("HANGAR_ADMIN_KEY", ADMIN_KEY)
+            .env("HANGAR_ADMIN_KEY", &self.admin_key_env)
             .env("RUST_LOG", &self.log_level)
             .stdin(Stdio::null())
             .stderr(stderr)
@@ -159,6 +163,17 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("hangar-server did not become healthy at {}", self.url);
+    }
+
+    /// Sets `HANGAR_ADMIN_KEY` for the next (re)start.
+    pub fn set_admin_key_env(&mut self, key: &str) {
+        key.clone_into(&mut self.admin_key_env);
+    }
+
+    /// A key of a second admin, `reviewer`: held calls are answered by
+    /// someone other than their caller (the admin key's principal).
+    pub async fn reviewer_key(&self) -> String {
+        self.key_for("reviewer", "admin").await
     }
 
     /// Stops with SIGTERM and starts again on the same data dir and config.
@@ -256,6 +271,53 @@ impl Server {
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// `/api{path}` as the holder of `key`: (status, headers, JSON body or null).
+    pub async fn call_as(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let mut req = reqwest::Client::new()
+            .request(method, self.at(&format!("/api{path}")))
+            .bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        (
+            status,
+            headers,
+            r.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Gives `principal` the role `role` and returns a new API key for it.
+    pub async fn key_for(&self, principal: &str, role: &str) -> String {
+        let (status, v) = self
+            .send(
+                reqwest::Method::POST,
+                &format!("/auth/principals/{principal}/roles"),
+                Some(serde_json::json!({ "role_id": role })),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let (status, v) = self
+            .send(
+                reqwest::Method::POST,
+                "/auth/keys",
+                Some(
+                    serde_json::json!({ "principal_id": principal, "name": format!("{role} key") }),
+                ),
+            )
+            .await;
+        assert_eq!(status, 201, "{v}");
+        v["raw_key"].as_str().unwrap().to_owned()
     }
 
     /// Polls `/api/providers/{id}` until `state` or gives up after ~20 s.

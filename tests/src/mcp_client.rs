@@ -42,8 +42,17 @@ pub async fn connect(
     server: &Server,
     lifecycle: ClientLifecycleMode,
 ) -> (RunningService<RoleClient, Client>, Client) {
+    connect_as(server, ADMIN_KEY, lifecycle).await
+}
+
+/// Connects to `server`'s `/mcp` with `key` in `lifecycle` mode.
+pub async fn connect_as(
+    server: &Server,
+    key: &str,
+    lifecycle: ClientLifecycleMode,
+) -> (RunningService<RoleClient, Client>, Client) {
     let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(server.at("/mcp")).auth_header(ADMIN_KEY),
+        StreamableHttpClientTransportConfig::with_uri(server.at("/mcp")).auth_header(key),
     );
     let handler = Client::default();
     let client = handler

@@ -50,6 +50,7 @@ fn fixture_entry(name: &str) -> Value {
         "command": [bin("hangar-fixture").display().to_string()],
         "tags": ["test", "rust"],
         "env": {"GREETING": "from-entry", "OTHER": "kept"},
+        "inputs": [{"name": "GREETING", "description": "what the env tool says"}],
     })
 }
 
@@ -131,6 +132,7 @@ async fn builtin_entries_are_listed_and_shown() {
             "endpoint": null,
             "tags": ["time", "official", "python"],
             "env": {},
+            "inputs": [],
             "builtin": true,
         })
     );
@@ -187,7 +189,9 @@ async fn user_entries_are_validated_filtered_and_deleted() {
             "image": null,
             "endpoint": null,
             "tags": ["test", "rust"],
-            "env": {"GREETING": "from-entry", "OTHER": "kept"},
+            // Values are never shown to catalog readers.
+            "env": {"GREETING": "<redacted>", "OTHER": "<redacted>"},
+            "inputs": [{"name": "GREETING", "description": "what the env tool says", "required": false}],
             "builtin": false,
         })
     );

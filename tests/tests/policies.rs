@@ -244,13 +244,7 @@ async fn deny_beats_ask_beats_allow() {
     let list = pending(&server, 1).await;
     assert_eq!(list[0]["tool"], "echo");
     let id = list[0]["id"].as_str().unwrap().to_owned();
-    let (s, _) = server
-        .send(
-            Method::POST,
-            &format!("/permissions/{id}/reply"),
-            Some(json!({"reply": "once"})),
-        )
-        .await;
+    let s = reply(&server, &id, json!({"reply": "once"})).await.0;
     assert_eq!(s, 200);
     assert_eq!(text(&call.await.unwrap().unwrap()), "held");
     // deny > ask.
@@ -298,14 +292,23 @@ async fn policies_from_the_yaml_config() {
         .as_str()
         .unwrap()
         .to_owned();
-    server
-        .send(
+    reply(&server, &id, json!({"reply": "once"})).await;
+    assert_eq!(text(&call.await.unwrap().unwrap()), "2");
+}
+
+/// Answers permission request `id` as a second admin (`reviewer`): nobody
+/// answers their own held call.
+async fn reply(server: &Server, id: &str, body: Value) -> (u16, Value) {
+    let reviewer = server.reviewer_key().await;
+    let (status, _, v) = server
+        .call_as(
+            &reviewer,
             Method::POST,
             &format!("/permissions/{id}/reply"),
-            Some(json!({"reply": "once"})),
+            Some(body),
         )
         .await;
-    assert_eq!(text(&call.await.unwrap().unwrap()), "2");
+    (status, v)
 }
 
 async fn approvals(mode: ClientLifecycleMode) {
@@ -330,8 +333,14 @@ async fn approvals(mode: ClientLifecycleMode) {
     assert_eq!(p["principal"], ADMIN);
     assert_eq!(p["provider"], "fx");
     assert_eq!(p["tool"], "add");
-    let digest = hangar_mcp::arguments_digest(json!({"a": 2, "b": 3}).as_object());
-    assert_eq!(p["arguments_digest"], digest.as_str());
+    // Keyed with the server's secret: not the plain SHA-256 of the canonical
+    // arguments (which a dictionary of small values reverses).
+    let digest = p["arguments_digest"].as_str().unwrap();
+    assert_eq!(digest.len(), 64, "{p}");
+    assert_ne!(
+        digest,
+        "206f7b5543e6f2ef39bf334988fd7097b725caeed16588cd9d785480f2f0f8f6"
+    );
     assert!(p["created_at"].is_string() && p["expires_at"].is_string());
     assert!(
         !p.to_string().contains("\"a\":2"),
@@ -340,15 +349,19 @@ async fn approvals(mode: ClientLifecycleMode) {
     wait_progress(&handler, 1).await;
     assert!(!call.is_finished());
     let id = p["id"].as_str().unwrap().to_owned();
-    let path = format!("/permissions/{id}/reply");
+    // The caller cannot approve its own call; another admin can.
     let (s, v) = server
-        .send(Method::POST, &path, Some(json!({"reply": "once"})))
+        .send(
+            Method::POST,
+            &format!("/permissions/{id}/reply"),
+            Some(json!({"reply": "once"})),
+        )
         .await;
+    assert_eq!(s, 403, "{v}");
+    let (s, v) = reply(&server, &id, json!({"reply": "once"})).await;
     assert_eq!((s, &v["replied"]), (200, &json!(true)));
     assert_eq!(text(&call.await.unwrap().unwrap()), "5");
-    let (s, v) = server
-        .send(Method::POST, &path, Some(json!({"reply": "once"})))
-        .await;
+    let (s, v) = reply(&server, &id, json!({"reply": "once"})).await;
     assert_eq!(s, 409, "{v}");
     let (s, _) = server
         .send(
@@ -369,18 +382,14 @@ async fn approvals(mode: ClientLifecycleMode) {
         .as_str()
         .unwrap()
         .to_owned();
-    let path = format!("/permissions/{id}/reply");
-    let (s, _) = server
-        .send(Method::POST, &path, Some(json!({"reply": "maybe"})))
-        .await;
+    let (s, _) = reply(&server, &id, json!({"reply": "maybe"})).await;
     assert_eq!(s, 422);
-    server
-        .send(
-            Method::POST,
-            &path,
-            Some(json!({"reply": "reject", "message": "not on fridays"})),
-        )
-        .await;
+    reply(
+        &server,
+        &id,
+        json!({"reply": "reject", "message": "not on fridays"}),
+    )
+    .await;
     let r = call.await.unwrap().unwrap();
     assert_eq!(r.is_error, Some(true));
     assert!(text(&r).contains("not on fridays"), "{}", text(&r));
@@ -395,13 +404,7 @@ async fn approvals(mode: ClientLifecycleMode) {
         .as_str()
         .unwrap()
         .to_owned();
-    server
-        .send(
-            Method::POST,
-            &format!("/permissions/{id}/reply"),
-            Some(json!({"reply": "always"})),
-        )
-        .await;
+    reply(&server, &id, json!({"reply": "always"})).await;
     assert_eq!(text(&call.await.unwrap().unwrap()), "8");
     let (_, got) = server.get_json("/auth/policies/fx/add").await;
     assert!(

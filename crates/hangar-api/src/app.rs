@@ -224,9 +224,116 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// Which principal opened each MCP session (2025-era `Mcp-Session-Id`): a
+/// session is usable and deletable only by the principal that opened it;
+/// anyone else gets the same 404 as for an unknown session.
+#[derive(Clone)]
+pub struct SessionOwners {
+    owners: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    sessions: Arc<LocalSessionManager>,
+    last_prune: Arc<std::sync::atomic::AtomicU64>,
+    origin: std::time::Instant,
+}
+
+/// How often owners of sessions that ended are forgotten.
+const PRUNE_OWNERS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl SessionOwners {
+    fn new(sessions: Arc<LocalSessionManager>) -> Self {
+        Self {
+            owners: Arc::default(),
+            sessions,
+            last_prune: Arc::default(),
+            origin: std::time::Instant::now(),
+        }
+    }
+
+    fn owners(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        self.owners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Drops the owners of sessions rmcp no longer has (expired, closed), at
+    /// most once a minute.
+    async fn prune(&self) {
+        use std::sync::atomic::Ordering;
+        let now = self.origin.elapsed().as_secs();
+        let last = self.last_prune.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < PRUNE_OWNERS_EVERY.as_secs()
+            || self
+                .last_prune
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let live: std::collections::HashSet<String> = self
+            .sessions
+            .sessions
+            .read()
+            .await
+            .keys()
+            .map(ToString::to_string)
+            .collect();
+        self.owners().retain(|id, _| live.contains(id));
+    }
+}
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
+async fn bind_sessions(State(owners): State<SessionOwners>, req: Request, next: Next) -> Response {
+    let principal = req
+        .extensions()
+        .get::<crate::auth::Principal>()
+        .map(|p| p.id.clone())
+        .unwrap_or_default();
+    let session = req
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(id) = &session {
+        let foreign = owners.owners().get(id).is_some_and(|o| *o != principal);
+        if foreign {
+            // Exactly what an unknown session gets: someone else's session
+            // does not exist for this caller.
+            let body = serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": null,
+                "error": { "code": -32600, "message": "Session not found" },
+            });
+            return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+        }
+    }
+    let deleting = req.method() == http::Method::DELETE;
+    let resp = next.run(req).await;
+    match &session {
+        None => {
+            if let Some(id) = resp
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+            {
+                owners.owners().insert(id.to_owned(), principal);
+                owners.prune().await;
+            }
+        }
+        Some(id)
+            if resp.status() == StatusCode::NOT_FOUND
+                || (deleting && resp.status().is_success()) =>
+        {
+            owners.owners().remove(id);
+        }
+        Some(_) => {}
+    }
+    resp
+}
+
 /// The `/mcp` Streamable HTTP service (both protocol eras).
 pub fn mcp_service(
     state: &AppState,
+    sessions: Arc<LocalSessionManager>,
 ) -> StreamableHttpService<AggregatingServer<Engine>, LocalSessionManager> {
     let backend = Arc::new(state.engine.clone());
     let mut config = StreamableHttpServerConfig::default()
@@ -241,7 +348,7 @@ pub fn mcp_service(
     }
     StreamableHttpService::new(
         move || Ok(AggregatingServer::new(backend.clone())),
-        Arc::new(LocalSessionManager::default()),
+        sessions,
         config,
     )
 }
@@ -304,9 +411,14 @@ pub fn router(state: AppState) -> Router {
     let document = crate::openapi::to_value(&crate::openapi::document(api_doc, open_doc));
     let permissions = RoutePermissions::from_document(&document);
     let doc = OpenApiJson(Bytes::from(document.to_string()));
+    let sessions = Arc::new(LocalSessionManager::default());
     let protected = Router::new()
-        .route_service("/mcp", mcp_service(&state))
+        .route_service("/mcp", mcp_service(&state, sessions.clone()))
         .route_layer(middleware::from_fn(jsonrpc_errors))
+        .route_layer(middleware::from_fn_with_state(
+            SessionOwners::new(sessions),
+            bind_sessions,
+        ))
         .nest(
             "/api",
             finish_api(
@@ -346,10 +458,44 @@ pub fn router(state: AppState) -> Router {
             state.max_body_bytes,
             check_length,
         ))
+        .layer(cors(&state.origins))
         .layer(middleware::from_fn_with_state(
             state.origins.clone(),
             check_origin,
         ))
+}
+
+/// CORS for the allowed origins (localhost and `server.allowed_origins`):
+/// preflights are answered here, before any key is asked for (browsers send
+/// them without credentials), and answers carry the headers browsers need
+/// to read them.
+fn cors(origins: &OriginPolicy) -> tower_http::cors::CorsLayer {
+    use http::{HeaderName, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins = origins.clone();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origin.to_str().is_ok_and(|o| origins.allows(o))
+        }))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static(SESSION_HEADER),
+            HeaderName::from_static("mcp-protocol-version"),
+            HeaderName::from_static("mcp-method"),
+            HeaderName::from_static("mcp-name"),
+            HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([
+            HeaderName::from_static(SESSION_HEADER),
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+            header::RETRY_AFTER,
+        ])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
 //! Permission requests: `GET /api/permissions` (the calls an `ask` policy
 //! holds) and `POST /api/permissions/{id}/reply` (`once`, `always`, `reject`).
 
-use axum::Json;
+use std::sync::Arc;
+
 use axum::extract::State;
-use hangar_runtime::Engine;
+use axum::{Extension, Json};
+use hangar_core::{Grants, Permission};
 use hangar_runtime::approvals::{PermissionRequest, Reply};
+use hangar_runtime::{Engine, Replier};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -25,9 +28,12 @@ pub struct PermissionView {
     pub principal: Option<String>,
     /// Provider (or group) id.
     pub provider: String,
-    /// The provider's own tool name.
+    /// What is held: a tool call, a resource read or a prompt get.
+    pub kind: crate::policies_api::PolicyTarget,
+    /// The provider's own tool name (the resource URI, the prompt name).
     pub tool: String,
-    /// SHA-256 (hex) of the canonical JSON arguments.
+    /// HMAC-SHA256 (hex, under a key of this server) of the canonical JSON
+    /// arguments: equal arguments, equal digests; never the values.
     pub arguments_digest: String,
     /// RFC 3339.
     pub created_at: String,
@@ -41,6 +47,7 @@ impl From<PermissionRequest> for PermissionView {
             id: r.id,
             principal: r.principal,
             provider: r.provider,
+            kind: r.kind.into(),
             tool: r.tool,
             arguments_digest: r.arguments_digest,
             created_at: r.created_at,
@@ -114,6 +121,8 @@ pub struct PermissionReplied {
 }
 
 /// Answers a pending permission request; the held call goes on (or fails).
+/// Nobody approves their own held call (unless `server.allow_self_approval`),
+/// and `always` (which stores an allow policy) needs `auth:write`.
 #[utoipa::path(
     post,
     path = "/permissions/{id}/reply",
@@ -124,6 +133,7 @@ pub struct PermissionReplied {
     responses(
         (status = 200, description = "Replied", body = PermissionReplied),
         (status = 400, description = "Malformed JSON body", body = ErrorBody),
+        (status = 403, description = "Approving one's own call, or `always` without `auth:write`", body = ErrorBody),
         (status = 404, description = "Unknown or expired request", body = ErrorBody),
         (status = 409, description = "Already answered", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
@@ -134,6 +144,8 @@ pub struct PermissionReplied {
 )]
 pub async fn reply_permission(
     State(engine): State<Engine>,
+    Extension(caller): Extension<crate::auth::Principal>,
+    Extension(grants): Extension<Arc<Grants>>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<PermissionReply>,
 ) -> Result<Json<PermissionReplied>, ApiError> {
@@ -142,8 +154,14 @@ pub async fn reply_permission(
         ReplyKind::Always => Reply::Always,
         ReplyKind::Reject => Reply::Reject,
     };
-    let request = engine.reply_permission(&id, reply, body.message).await?;
-    tracing::info!(id = %request.id, provider = %request.provider, tool = %request.tool, reply = reply.as_str(), "permission request answered");
+    let replier = Replier {
+        principal: &caller.id,
+        may_set_policies: grants.allows(&Permission::AUTH_WRITE),
+    };
+    let request = engine
+        .reply_permission(&id, reply, body.message, replier)
+        .await?;
+    tracing::info!(id = %request.id, provider = ?request.provider, tool = ?request.tool, reviewer = ?caller.id, reply = reply.as_str(), "permission request answered");
     Ok(Json(PermissionReplied {
         replied: true,
         reply: body.reply,

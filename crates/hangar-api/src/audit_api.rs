@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::authz::{ADMIN_CHANGE, AUDIT_STREAM, SECURITY_EVENT, TOOL_CALL_AUDITED};
+use crate::authz::{AUDIT_STREAM, SECURITY_EVENT};
 use crate::context::ApiContext;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiQuery;
@@ -68,9 +68,11 @@ pub struct SecurityList {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// Only tool calls of this provider.
+    /// Only tool calls (resource reads, prompt gets) of this provider.
     pub provider_id: Option<String>,
-    /// Only this type: `AdminChange`, `SecurityEvent` or `ToolCallAudited`.
+    /// Only this type: `ToolCallAudited`, `ResourceReadAudited`,
+    /// `PromptGetAudited`, `AdminChange`, `SecurityEvent` or `AuditPruned`
+    /// (what retention removed).
     pub event_type: Option<String>,
     /// At most this many records (1 to 1000, default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
@@ -101,7 +103,9 @@ fn parse_limit(limit: Option<&str>) -> Result<usize, ApiError> {
         })
 }
 
-const TYPES: [&str; 3] = [ADMIN_CHANGE, SECURITY_EVENT, TOOL_CALL_AUDITED];
+/// Every audit record type (tool calls, resource reads, prompt gets, admin
+/// changes, security events, retention's own records).
+const TYPES: [&str; 6] = hangar_runtime::events::AUDIT_EVENT_TYPES;
 
 async fn read(
     engine: &Engine,

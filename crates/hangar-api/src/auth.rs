@@ -41,6 +41,8 @@ pub struct Principal {
     pub id: String,
     /// The key that authenticated it.
     pub key_id: String,
+    /// Whether that key is a personal token (tokens never mint tokens).
+    pub via_token: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +92,8 @@ pub struct NewKey<'a> {
     pub kind: &'a str,
     /// When it stops working.
     pub expires_at: Option<time::OffsetDateTime>,
+    /// For a token: the key that mints it (the token dies with it).
+    pub parent_key_id: Option<&'a str>,
 }
 
 impl KeyRing {
@@ -150,6 +154,7 @@ impl KeyRing {
             expires_at: new.expires_at.map(format_time),
             revoked_at: None,
             kind: new.kind.to_owned(),
+            parent_key_id: new.parent_key_id.map(str::to_owned),
         };
         if let Some(store) = &self.store {
             store.put_key(stored.clone()).await?;
@@ -166,25 +171,63 @@ impl KeyRing {
             .map(|k| k.meta.clone())
     }
 
-    /// Revokes a key (stored first). `None` if there is no such key; a key
-    /// revoked before is returned as it is.
+    /// Revokes a key and every token minted from it (stored first). `None`
+    /// if there is no such key; a key revoked before is returned as it is
+    /// (its tokens are revoked all the same).
     pub async fn revoke(&self, key_id: &str) -> Result<Option<StoredKey>, StoreError> {
         let Some(current) = self.get(key_id) else {
             return Ok(None);
         };
-        if current.revoked_at.is_some() {
-            return Ok(Some(current));
-        }
         let now = hangar_runtime::now_rfc3339();
-        if let Some(store) = &self.store {
-            store.revoke_key(key_id, &now).await?;
+        for id in &self.minted_from(key_id) {
+            let live = self
+                .read()
+                .iter()
+                .any(|k| &k.meta.key_id == id && k.meta.revoked_at.is_none());
+            if !live {
+                continue;
+            }
+            if let Some(store) = &self.store {
+                store.revoke_key(id, &now).await?;
+            }
+            let mut keys = self.write();
+            if let Some(k) = keys.iter_mut().find(|k| &k.meta.key_id == id) {
+                k.meta.revoked_at.get_or_insert_with(|| now.clone());
+            }
         }
-        let mut keys = self.write();
-        let entry = keys.iter_mut().find(|k| k.meta.key_id == key_id);
-        Ok(entry.map(|k| {
-            k.meta.revoked_at.get_or_insert(now);
-            k.meta.clone()
-        }))
+        Ok(self.get(key_id).or(Some(current)))
+    }
+
+    /// Ids of the keys revoked with `key_id`: it, then what it minted (and
+    /// what those minted, for tokens stored before minting from tokens was
+    /// refused).
+    pub fn minted_from(&self, key_id: &str) -> Vec<String> {
+        let keys = self.read();
+        let mut out = vec![key_id.to_owned()];
+        let mut i = 0;
+        while let Some(id) = out.get(i).cloned() {
+            out.extend(
+                keys.iter()
+                    .filter(|k| k.meta.parent_key_id.as_deref() == Some(id.as_str()))
+                    .map(|k| k.meta.key_id.clone()),
+            );
+            i += 1;
+        }
+        out
+    }
+
+    /// Tokens of `principal_id` that still work (not revoked, not expired).
+    pub fn active_tokens(&self, principal_id: &str) -> usize {
+        let now = time::OffsetDateTime::now_utc();
+        self.read()
+            .iter()
+            .filter(|k| {
+                k.meta.kind == KIND_TOKEN
+                    && k.meta.principal_id == principal_id
+                    && k.meta.revoked_at.is_none()
+                    && k.expires.is_none_or(|t| t > now)
+            })
+            .count()
     }
 
     /// Keys (metadata only) of `principal_id` (every principal if `None`) of
@@ -210,6 +253,14 @@ impl KeyRing {
         out
     }
 
+    /// Whether `raw` is a stored key (working or not).
+    pub fn knows(&self, raw: &str) -> bool {
+        let presented = hash_key(raw);
+        self.read().iter().fold(false, |found, k| {
+            found | bool::from(k.hash.ct_eq(&presented))
+        })
+    }
+
     /// The principal for a presented key. Every stored hash is compared in
     /// constant time, so timing does not reveal how much of a key matched.
     pub fn authenticate(&self, raw: &str) -> Result<Principal, &'static str> {
@@ -222,17 +273,37 @@ impl KeyRing {
             }
         }
         let k = found.ok_or("invalid API key")?;
+        let now = time::OffsetDateTime::now_utc();
         if k.meta.revoked_at.is_some() {
             return Err("API key revoked");
         }
-        if k.expires
-            .is_some_and(|t| t <= time::OffsetDateTime::now_utc())
-        {
+        if k.expires.is_some_and(|t| t <= now) {
             return Err("API key expired");
+        }
+        // A token works only while the key that minted it does (and that
+        // key's own parent, for chains stored by older versions).
+        let mut parent = k.meta.parent_key_id.as_deref();
+        let mut depth = 0;
+        while let Some(id) = parent {
+            let Some(p) = keys.iter().find(|p| p.meta.key_id == id) else {
+                return Err("API key revoked: the key that minted it is gone");
+            };
+            if p.meta.revoked_at.is_some() {
+                return Err("API key revoked: the key that minted it was revoked");
+            }
+            if p.expires.is_some_and(|t| t <= now) {
+                return Err("API key expired: the key that minted it expired");
+            }
+            parent = p.meta.parent_key_id.as_deref();
+            depth += 1;
+            if depth > 16 {
+                return Err("API key revoked: its chain of minting keys is too long");
+            }
         }
         Ok(Principal {
             id: k.meta.principal_id.clone(),
             key_id: k.meta.key_id.clone(),
+            via_token: k.meta.kind == KIND_TOKEN,
         })
     }
 }
@@ -240,52 +311,92 @@ impl KeyRing {
 /// The principal of the bootstrap admin key.
 pub const ADMIN_PRINCIPAL: &str = "admin";
 
-/// At first start with an empty store, creates the admin key: the value of
-/// `HANGAR_ADMIN_KEY` if set, otherwise a generated one written to
-/// `<data-dir>/admin.key` with mode 0600.
+/// Shortest `HANGAR_ADMIN_KEY` accepted.
+pub const MIN_ADMIN_KEY_LEN: usize = 32;
+/// Fewest distinct characters in `HANGAR_ADMIN_KEY` (refuses `aaaa…`).
+const MIN_ADMIN_KEY_DISTINCT: usize = 10;
+/// Name of the key created from `HANGAR_ADMIN_KEY`.
+const ENV_KEY_NAME: &str = "bootstrap admin key (HANGAR_ADMIN_KEY)";
+
+/// Why the admin key could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// `HANGAR_ADMIN_KEY` is too easy to guess.
+    #[error(
+        "HANGAR_ADMIN_KEY is too weak: use at least {MIN_ADMIN_KEY_LEN} random characters \
+         (e.g. `echo hgr_$(openssl rand -hex 32)`)"
+    )]
+    Weak,
+    /// `HANGAR_ADMIN_KEY` is a key that was revoked or expired.
+    #[error("HANGAR_ADMIN_KEY is a revoked or expired key: {0}; choose a new value")]
+    Dead(&'static str),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Sets up the admin key.
+///
+/// With `HANGAR_ADMIN_KEY` (at least 32 characters, not repetitive): that
+/// value is the admin principal's key. When it differs from the value of the
+/// previous start, the new value becomes the key and the previous
+/// `HANGAR_ADMIN_KEY` key is revoked (a rotation, logged). Without it, at
+/// first start with an empty store, a generated key is written to
+/// `<data-dir>/admin.key` with mode 0600 (its path is returned).
 pub async fn bootstrap_admin_key(
     ring: &KeyRing,
     store: &Store,
     data_dir: &Path,
     from_env: Option<String>,
-) -> Result<Option<std::path::PathBuf>, StoreError> {
-    if store.key_count().await? > 0 {
-        return Ok(None);
-    }
+) -> Result<Option<std::path::PathBuf>, BootstrapError> {
     let new = |name| NewKey {
         principal_id: ADMIN_PRINCIPAL,
         name,
         kind: KIND_KEY,
         expires_at: None,
+        parent_key_id: None,
     };
-    if let Some(raw) = from_env.filter(|k| !k.trim().is_empty()) {
-        ring.create(
-            new("bootstrap admin key (HANGAR_ADMIN_KEY)"),
-            Some(raw.trim().to_owned()),
-        )
-        .await?;
-        tracing::info!("admin key taken from HANGAR_ADMIN_KEY");
+    if let Some(raw) = from_env
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+    {
+        let distinct: std::collections::BTreeSet<char> = raw.chars().collect();
+        if raw.chars().count() < MIN_ADMIN_KEY_LEN || distinct.len() < MIN_ADMIN_KEY_DISTINCT {
+            return Err(BootstrapError::Weak);
+        }
+        match ring.authenticate(&raw) {
+            Ok(_) => return Ok(None),
+            Err(why) if ring.knows(&raw) => return Err(BootstrapError::Dead(why)),
+            Err(_) => {}
+        }
+        let previous: Vec<StoredKey> = ring
+            .list(Some(ADMIN_PRINCIPAL), Some(KIND_KEY))
+            .into_iter()
+            .filter(|k| k.name == ENV_KEY_NAME && k.revoked_at.is_none())
+            .collect();
+        ring.create(new(ENV_KEY_NAME), Some(raw)).await?;
+        for old in &previous {
+            ring.revoke(&old.key_id).await?;
+        }
+        if previous.is_empty() {
+            tracing::info!("admin key taken from HANGAR_ADMIN_KEY");
+        } else {
+            tracing::warn!(
+                revoked = previous.len(),
+                "HANGAR_ADMIN_KEY changed: the new value is the admin key, the previous one is revoked"
+            );
+        }
+        return Ok(None);
+    }
+    if store.key_count().await? > 0 {
         return Ok(None);
     }
     let (_, raw) = ring.create(new("bootstrap admin key"), None).await?;
     let path = data_dir.join("admin.key");
-    write_private(&path, &raw)?;
+    hangar_runtime::files::write_private_atomic(&path, format!("{raw}\n").as_bytes())
+        .map_err(StoreError::from)?;
     tracing::info!(path = %path.display(), "generated the admin API key");
     Ok(Some(path))
-}
-
-fn write_private(path: &Path, contents: &str) -> Result<(), std::io::Error> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(contents.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()
 }
 
 /// What [`require_key`] needs: the keys, and the failed-auth backoff and event
@@ -310,25 +421,14 @@ pub fn client_of(req: &Request) -> String {
 
 /// Middleware: requires `Authorization: Bearer <key>`.
 ///
-/// A client (peer IP) that presented bad keys more than the backoff's free
-/// failures is answered 429 with `Retry-After` until its delay has passed,
-/// without its key being looked at or the attempt counted. A request without
+/// The key is always checked first: a valid key works whatever happened
+/// before from the same address (another client's bad keys cannot lock it
+/// out), and a success does not clear that address's failures (a valid key
+/// cannot be used to reset the count between guesses); only time does. A
+/// bad key from a client (peer IP) past the backoff's free failures is
+/// answered 429 with `Retry-After` while its delay runs. A request without
 /// the header is answered 401 and not counted (it guesses nothing).
 pub async fn require_key(State(gate): State<Gate>, mut req: Request, next: Next) -> Response {
-    let client = client_of(&req);
-    if let Some(wait) = gate.access.auth_blocked(&client) {
-        let secs = wait.as_millis().div_ceil(1_000).max(1);
-        let mut resp = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TooManyRequests",
-            format!("too many failed authentication attempts; retry in {secs} s"),
-        )
-        .into_response();
-        if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
-            resp.headers_mut().insert(http::header::RETRY_AFTER, v);
-        }
-        return resp;
-    }
     let header = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -340,15 +440,28 @@ pub async fn require_key(State(gate): State<Gate>, mut req: Request, next: Next)
         return ApiError::unauthorized("missing Authorization: Bearer <key> header")
             .into_response();
     };
+    let client = client_of(&req);
     match gate.keys.authenticate(token.trim()) {
         Ok(principal) => {
-            gate.access.auth_succeeded(&client);
             req.extensions_mut()
                 .insert(hangar_mcp::CallerId(principal.id.clone()));
             req.extensions_mut().insert(principal);
             next.run(req).await
         }
         Err(why) => {
+            if let Some(wait) = gate.access.auth_blocked(&client) {
+                let secs = wait.as_millis().div_ceil(1_000).max(1);
+                let mut resp = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TooManyRequests",
+                    format!("too many failed authentication attempts; retry in {secs} s"),
+                )
+                .into_response();
+                if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
+                    resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+                }
+                return resp;
+            }
             let delay = gate.access.auth_failed(&client);
             tracing::warn!(reason = why, %client, delay_s = delay.as_secs(), "authentication failed");
             gate.access.security_event(
@@ -379,6 +492,7 @@ mod tests {
             expires_at: expires.map(str::to_owned),
             revoked_at: None,
             kind: KIND_KEY.into(),
+            parent_key_id: None,
         }
     }
 
@@ -410,6 +524,7 @@ mod tests {
                     name: "ci",
                     kind: KIND_TOKEN,
                     expires_at: None,
+                    parent_key_id: None,
                 },
                 None,
             )

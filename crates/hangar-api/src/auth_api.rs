@@ -174,6 +174,7 @@ pub async fn create_key(
                 name: &body.name,
                 kind: KIND_KEY,
                 expires_at,
+                parent_key_id: None,
             },
             None,
         )
@@ -182,7 +183,7 @@ pub async fn create_key(
     tracing::info!(
         key_id = %key.key_id,
         principal = %key.principal_id,
-        by = %body.created_by.as_deref().unwrap_or(&caller.id),
+        by = ?body.created_by.as_deref().unwrap_or(&caller.id),
         "API key created"
     );
     Ok((
@@ -257,7 +258,6 @@ fn optional_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Resu
 )]
 pub async fn revoke_key(
     State(keys): State<KeyRing>,
-    State(access): State<Access>,
     Extension(caller): Extension<Principal>,
     ApiPath(key_id): ApiPath<String>,
     body: Bytes,
@@ -271,11 +271,10 @@ pub async fn revoke_key(
             format!("key '{key_id}' not found"),
         ));
     }
-    access.forget_key(&key_id);
     tracing::info!(
-        %key_id,
-        by = %body.revoked_by.as_deref().unwrap_or(&caller.id),
-        reason = %body.reason.as_deref().unwrap_or(""),
+        key_id = ?key_id,
+        by = ?body.revoked_by.as_deref().unwrap_or(&caller.id),
+        reason = ?body.reason.as_deref().unwrap_or(""),
         "API key revoked"
     );
     Ok(Json(KeyRevoked {

@@ -11,7 +11,7 @@
 //! route that declares nothing is refused with 403 (fail-closed).
 //!
 //! Per request, [`authorize`]: resolves the principal's [`Grants`] (cached per
-//! principal, dropped on every role change), charges the key's rate limit
+//! principal, dropped on every role change), charges the principal's rate limit
 //! (the most generous of its roles' limits, else `server.rate_limit`; 429 with
 //! `Retry-After` when exceeded, `RateLimit-*` headers on every answer), checks
 //! the permission (403), hands the caller's roles to the MCP layer as
@@ -454,17 +454,14 @@ impl Access {
         tracing::debug!(keys, clients, "swept idle rate-limit and backoff entries");
     }
 
-    /// Charges one request to `key_id` under `limit` (else the server default).
-    pub fn rate_check(&self, key_id: &str, limit: Option<&RateLimit>) -> Decision {
+    /// Charges one request to `principal` under `limit` (else the server
+    /// default). Every key and token of a principal shares its bucket, so
+    /// minting tokens buys no extra requests.
+    pub fn rate_check(&self, principal: &str, limit: Option<&RateLimit>) -> Decision {
         let now = self.now();
         self.maybe_sweep(now);
         let limit = limit.copied().unwrap_or(self.inner.default_limit);
-        lock(&self.inner.limiter).check_with(key_id, &limit, now)
-    }
-
-    /// Forgets a key's bucket (e.g. revoked).
-    pub fn forget_key(&self, key_id: &str) {
-        lock(&self.inner.limiter).remove(key_id);
+        lock(&self.inner.limiter).check_with(principal, &limit, now)
     }
 
     /// How long `client` must still wait before its key is looked at.
@@ -478,14 +475,6 @@ impl Access {
     pub fn auth_failed(&self, client: &str) -> Duration {
         let now = self.now();
         lock(&self.inner.backoff).record_failure(client, now)
-    }
-
-    /// Forgets `client`'s failures after it authenticated.
-    pub fn auth_succeeded(&self, client: &str) {
-        let mut backoff = lock(&self.inner.backoff);
-        if !backoff.is_empty() {
-            backoff.record_success(client);
-        }
     }
 
     // ----- audit -----
@@ -526,6 +515,21 @@ impl Access {
                 "status": status,
             }),
         );
+    }
+}
+
+/// Checks, inside a handler, a permission an operation needs only for some
+/// of what it can do (e.g. `providers:define` to change a provider's env
+/// through `PUT /api/providers/{id}`): 403 naming the permission and `what`.
+pub fn require(grants: &Grants, permission: &Permission, what: &str) -> Result<(), ApiError> {
+    if grants.allows(permission) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "PermissionDeniedError",
+            format!("requires permission `{permission}` to {what}"),
+        ))
     }
 }
 
@@ -650,7 +654,7 @@ pub async fn authorize(State(authz): State<Authz>, mut req: Request, next: Next)
     let audited = is_mutating(&method) && path.starts_with("/api/");
     let access = &authz.access;
     let grants = access.grants(&principal.id);
-    let decision = access.rate_check(&principal.key_id, grants.rate_limit());
+    let decision = access.rate_check(&principal.id, grants.rate_limit());
     let mut resp = if !decision.allowed {
         access.security_event(
             SecurityKind::RateLimited,
@@ -664,7 +668,7 @@ pub async fn authorize(State(authz): State<Authz>, mut req: Request, next: Next)
             StatusCode::TOO_MANY_REQUESTS,
             "RateLimitExceeded",
             format!(
-                "rate limit of this key exceeded ({} requests at once); retry in {} s",
+                "rate limit of this principal exceeded ({} requests at once); retry in {} s",
                 decision.limit,
                 decision.retry_after_secs().unwrap_or(1)
             ),

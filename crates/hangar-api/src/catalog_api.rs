@@ -8,12 +8,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use hangar_core::{ProviderMode, validate_provider_id};
+use axum::{Extension, Json};
+use hangar_core::{Grants, Permission, ProviderMode, validate_provider_id};
 use hangar_runtime::catalog::{self, CatalogEntry, CatalogError, NewCatalogEntry};
 use hangar_runtime::{CatalogService, Engine, ProviderSource};
 use serde::{Deserialize, Serialize};
@@ -75,10 +75,49 @@ pub struct CatalogEntryView {
     /// Searchable tags.
     #[schema(example = json!(["time", "official", "python"]))]
     pub tags: Vec<String>,
-    /// Environment of deployed providers.
+    /// Environment of deployed providers, names only: values are shown as
+    /// `<redacted>`.
     pub env: BTreeMap<String, String>,
+    /// The variables a deploy may set.
+    pub inputs: Vec<CatalogInputView>,
     /// Shipped with Hangar (cannot be deleted).
     pub builtin: bool,
+}
+
+/// A variable a deploy may (or must) set.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = CatalogInput)]
+pub struct CatalogInputView {
+    /// The environment variable.
+    #[schema(example = "TZ")]
+    pub name: String,
+    /// What to put there.
+    #[serde(default)]
+    pub description: String,
+    /// Whether a deploy must set it (unless the entry's env has a value).
+    #[serde(default)]
+    pub required: bool,
+}
+
+impl From<CatalogInputView> for catalog::CatalogInput {
+    fn from(i: CatalogInputView) -> Self {
+        Self {
+            name: i.name,
+            description: i.description,
+            required: i.required,
+        }
+    }
+}
+
+impl From<catalog::CatalogInput> for CatalogInputView {
+    fn from(i: catalog::CatalogInput) -> Self {
+        Self {
+            name: i.name,
+            description: i.description,
+            required: i.required,
+        }
+    }
 }
 
 impl From<CatalogEntry> for CatalogEntryView {
@@ -92,7 +131,12 @@ impl From<CatalogEntry> for CatalogEntryView {
             image: e.image,
             endpoint: e.endpoint,
             tags: e.tags,
-            env: e.env,
+            env: e
+                .env
+                .into_keys()
+                .map(|k| (k, crate::rest::REDACTED.to_owned()))
+                .collect(),
+            inputs: e.inputs.into_iter().map(Into::into).collect(),
             builtin: e.builtin,
         }
     }
@@ -143,6 +187,9 @@ pub struct CreateCatalogEntry {
     pub tags: Option<Vec<String>>,
     /// Environment of deployed providers (subprocess and docker).
     pub env: Option<BTreeMap<String, String>>,
+    /// The variables a deploy may set (names unique); a deploy can set no
+    /// other variable.
+    pub inputs: Option<Vec<CatalogInputView>>,
 }
 
 /// `DELETE /api/catalog/{entry_id}` answer.
@@ -161,7 +208,9 @@ pub struct DeployCatalogEntry {
     /// Id of the new provider (default: the entry id).
     #[schema(example = "time-utc")]
     pub provider_id: Option<String>,
-    /// Variables merged over the entry's env (these win).
+    /// Values of the entry's declared inputs, merged over its env (these
+    /// win); other variables are refused. A `${secret:NAME}` reference needs
+    /// `secrets:use`.
     pub env: Option<BTreeMap<String, String>>,
 }
 
@@ -248,7 +297,7 @@ pub async fn get_entry(
         (status = 422, description = "Invalid entry; the message names the field", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
     ),
-    security(("bearer" = ["catalog:write"]))
+    security(("bearer" = ["providers:define"]))
 )]
 pub async fn add_entry(
     State(catalog): State<Arc<CatalogService>>,
@@ -272,6 +321,12 @@ pub async fn add_entry(
             endpoint: body.endpoint,
             tags: body.tags.unwrap_or_default(),
             env: body.env.unwrap_or_default(),
+            inputs: body
+                .inputs
+                .unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
         })
         .await?;
     Ok((StatusCode::CREATED, Json(entry.into())))
@@ -317,10 +372,11 @@ pub async fn delete_entry(
     responses(
         (status = 201, description = "Provider created", body = CatalogEntryDeployed),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 403, description = "The env references a secret and the caller lacks `secrets:use`", body = ErrorBody),
         (status = 404, description = "No such entry", body = ErrorBody),
         (status = 409, description = "A provider or group with this id exists", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Invalid provider id or env; the message names the field", body = ErrorBody),
+        (status = 422, description = "Invalid provider id, or env that is not a declared input; the message names the field", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
     ),
     security(("bearer" = ["catalog:deploy"]))
@@ -328,6 +384,7 @@ pub async fn delete_entry(
 pub async fn deploy_entry(
     State(catalog): State<Arc<CatalogService>>,
     State(engine): State<Engine>,
+    Extension(grants): Extension<Arc<Grants>>,
     Path(entry_id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<CatalogEntryDeployed>), ApiError> {
@@ -349,8 +406,16 @@ pub async fn deploy_entry(
     let provider_id = body.provider_id.unwrap_or_else(|| entry.entry_id.clone());
     validate_provider_id(&provider_id)
         .map_err(|e| ApiError::validation(format!("provider_id: {}", e.message)))?;
-    let spec = catalog::to_spec(&entry, &body.env.unwrap_or_default())
+    let env = body.env.unwrap_or_default();
+    let spec = catalog::to_spec(&entry, &env)
         .map_err(|e| ApiError::validation(format!("invalid provider spec: {e}")))?;
+    if !hangar_runtime::secrets::references(&env).is_empty() {
+        crate::authz::require(
+            &grants,
+            &Permission::SECRETS_USE,
+            "give a deployed provider a secret (`${secret:...}` in env)",
+        )?;
+    }
     engine
         .add_provider(&provider_id, spec, ProviderSource::Api)
         .await?;
@@ -400,7 +465,7 @@ mod tests {
         let entry = &json["components"]["schemas"]["CatalogEntry"];
         assert_eq!(
             entry["required"].as_array().map(Vec::len),
-            Some(10),
+            Some(11),
             "{entry}"
         );
         let create = &json["components"]["schemas"]["CreateCatalogEntry"];

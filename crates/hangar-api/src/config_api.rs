@@ -27,12 +27,21 @@ pub enum LifecycleError {
     /// The server runs without a config file and none was named.
     #[error("the server was started without --config; name a file with config_path")]
     NoConfigFile,
+    /// `config_path` names a file that may not be reloaded.
+    #[error(
+        "config_path {path}: only the server's config file, or a .yaml/.yml file directly in \
+         the directory given with --config-dir at start, can be reloaded"
+    )]
+    NotAllowed { path: PathBuf },
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        source: hangar_runtime::files::ReadError,
     },
+    /// Reading the file did not finish in time.
+    #[error("cannot read {path}: no answer from the file system in {secs} s")]
+    ReadTimeout { path: PathBuf, secs: u64 },
     /// The file is not a valid config (the message names field and line).
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
@@ -54,15 +63,106 @@ impl From<LifecycleError> for ApiError {
     fn from(e: LifecycleError) -> Self {
         let (status, kind) = match &e {
             LifecycleError::NoConfigFile => (StatusCode::CONFLICT, "NoConfigFileError"),
-            LifecycleError::Read { .. } | LifecycleError::Invalid { .. } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "ConfigError")
-            }
+            LifecycleError::NotAllowed { .. } => (StatusCode::FORBIDDEN, "ConfigPathNotAllowed"),
+            LifecycleError::Read { .. }
+            | LifecycleError::ReadTimeout { .. }
+            | LifecycleError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "ConfigError"),
             LifecycleError::NoDataDir => (StatusCode::CONFLICT, "NoDataDirError"),
             LifecycleError::Write { .. } | LifecycleError::Serialize(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
             }
         };
         ApiError::new(status, kind, e.to_string())
+    }
+}
+
+/// How long reading a config file may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads and validates a config file: a regular file of at most
+/// [`MAX_CONFIG_BYTES`](hangar_runtime::files::MAX_CONFIG_BYTES), never a
+/// FIFO or device. Errors name the field and line, never the values found.
+pub fn read_config_file(path: &Path) -> Result<HangarConfig, LifecycleError> {
+    let text =
+        hangar_runtime::files::read_text_bounded(path, hangar_runtime::files::MAX_CONFIG_BYTES)
+            .map_err(|source| LifecycleError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+    HangarConfig::from_yaml(&text).map_err(|e| LifecycleError::Invalid {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// The files a reload may read, fixed when the server starts: the config
+/// file it started with, and `*.yaml`/`*.yml` files directly in the
+/// `--config-dir` directory. Paths are compared after resolving symlinks.
+#[derive(Debug, Clone, Default)]
+pub struct AllowedConfigs {
+    file: Option<PathBuf>,
+    dir: Option<PathBuf>,
+}
+
+impl AllowedConfigs {
+    /// The start file and directory. The directory must exist and must not
+    /// hold the data directory (its keys are not config).
+    pub fn new(
+        file: Option<&Path>,
+        dir: Option<&Path>,
+        data_dir: Option<&Path>,
+    ) -> Result<Self, String> {
+        let file = file.and_then(|f| std::fs::canonicalize(f).ok());
+        let dir = match dir {
+            None => None,
+            Some(d) => {
+                let d = std::fs::canonicalize(d)
+                    .map_err(|e| format!("--config-dir {}: {e}", d.display()))?;
+                if !d.is_dir() {
+                    return Err(format!("--config-dir {}: not a directory", d.display()));
+                }
+                let data = data_dir.and_then(|p| std::fs::canonicalize(p).ok());
+                if data.is_some_and(|data| data.starts_with(&d)) {
+                    return Err(format!(
+                        "--config-dir {} holds the data directory (keys and the database); \
+                         give a directory of config files only",
+                        d.display()
+                    ));
+                }
+                Some(d)
+            }
+        };
+        Ok(Self { file, dir })
+    }
+
+    /// The file to read for `requested`, or why it may not be read. A bare
+    /// file name is looked up in the config directory.
+    pub fn check(&self, requested: &Path) -> Result<PathBuf, LifecycleError> {
+        let refused = || LifecycleError::NotAllowed {
+            path: requested.to_owned(),
+        };
+        let bare = requested.components().count() == 1;
+        let candidate = match (&self.dir, bare) {
+            (Some(dir), true) => dir.join(requested),
+            _ => requested.to_owned(),
+        };
+        let real = std::fs::canonicalize(&candidate).map_err(|_| refused())?;
+        if self.file.as_ref() == Some(&real) {
+            return Ok(real);
+        }
+        let in_dir = self
+            .dir
+            .as_ref()
+            .is_some_and(|dir| real.parent() == Some(dir.as_path()));
+        let yaml = real
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
+        if in_dir && yaml {
+            Ok(real)
+        } else {
+            Err(refused())
+        }
     }
 }
 
@@ -87,6 +187,8 @@ pub struct ConfigLifecycle {
     config_path: Mutex<Option<PathBuf>>,
     /// Backups go to `<data-dir>/backups`.
     data_dir: Option<PathBuf>,
+    /// The files a reload may read (fixed at start).
+    allowed: AllowedConfigs,
     /// The settings the server runs with (changes need a restart).
     settings: ServerSettings,
     /// Serializes reloads (API and watcher).
@@ -95,14 +197,17 @@ pub struct ConfigLifecycle {
 
 impl ConfigLifecycle {
     /// Lifecycle for a server started from `config_path` (if any) with
-    /// `settings`, keeping backups under `data_dir`.
+    /// `settings`, keeping backups under `data_dir`; reloads may read only
+    /// what `allowed` allows.
     pub fn new(
         config_path: Option<PathBuf>,
+        allowed: AllowedConfigs,
         data_dir: Option<PathBuf>,
         settings: ServerSettings,
     ) -> Self {
         Self {
             config_path: Mutex::new(config_path),
+            allowed,
             data_dir,
             settings,
             reload: tokio::sync::Mutex::new(()),
@@ -122,36 +227,36 @@ impl ConfigLifecycle {
         &self.settings
     }
 
-    fn read(path: &Path) -> Result<(String, HangarConfig), LifecycleError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LifecycleError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let config = HangarConfig::from_yaml(&text).map_err(|e| LifecycleError::Invalid {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
-        Ok((text, config))
-    }
-
     /// Reads `path` (or the current file) and applies the difference to the
-    /// engine. An invalid file changes nothing.
+    /// engine. An invalid file changes nothing. A `path` must be one
+    /// [`AllowedConfigs`] allows; the read is bounded in size and time.
     pub async fn reload(
         &self,
         engine: &Engine,
         path: Option<PathBuf>,
     ) -> Result<ReloadResult, LifecycleError> {
+        let path = match path {
+            Some(requested) => self.allowed.check(&requested)?,
+            None => self.config_path().ok_or(LifecycleError::NoConfigFile)?,
+        };
         let _one_at_a_time = self.reload.lock().await;
-        let path = path
-            .or_else(|| self.config_path())
-            .ok_or(LifecycleError::NoConfigFile)?;
         let file = path.clone();
-        let (_, config) = tokio::task::spawn_blocking(move || Self::read(&file))
-            .await
-            .map_err(|e| LifecycleError::Read {
-                path: path.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })??;
+        let read = tokio::task::spawn_blocking(move || read_config_file(&file));
+        let config = match tokio::time::timeout(READ_TIMEOUT, read).await {
+            Ok(Ok(result)) => result?,
+            Ok(Err(join)) => {
+                return Err(LifecycleError::Read {
+                    path,
+                    source: std::io::Error::other(join.to_string()).into(),
+                });
+            }
+            Err(_) => {
+                return Err(LifecycleError::ReadTimeout {
+                    path,
+                    secs: READ_TIMEOUT.as_secs(),
+                });
+            }
+        };
         let report = engine.reconcile(&config).await;
         *self
             .config_path
@@ -195,7 +300,8 @@ impl ConfigLifecycle {
             let path = path.to_owned();
             move |source| LifecycleError::Write { path, source }
         };
-        std::fs::create_dir_all(&dir).map_err(werr(&dir))?;
+        // Backups hold env values: private, like the rest of the data dir.
+        hangar_runtime::files::ensure_private_dir(&dir).map_err(werr(&dir))?;
         let stamp = time::OffsetDateTime::now_utc();
         let base = format!(
             "hangar-{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z",
@@ -214,9 +320,7 @@ impl ConfigLifecycle {
             n += 1;
         }
         // Write then rename: a crash never leaves a half-written backup.
-        let tmp = dir.join(format!(".{base}.tmp"));
-        std::fs::write(&tmp, yaml).map_err(werr(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(werr(&path))?;
+        hangar_runtime::files::write_private_atomic(&path, yaml.as_bytes()).map_err(werr(&path))?;
         let mut backups: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map_err(werr(&dir))?
             .filter_map(Result::ok)
@@ -239,8 +343,7 @@ impl ConfigLifecycle {
     /// A unified diff from the file on disk (normalized) to the live state.
     pub fn diff(&self, engine: &Engine) -> Result<String, LifecycleError> {
         let on_disk = match self.config_path() {
-            Some(path) => Self::read(&path)?
-                .1
+            Some(path) => read_config_file(&path)?
                 .to_yaml()
                 .map_err(|e| LifecycleError::Serialize(e.to_string()))?,
             None => String::new(),
@@ -342,7 +445,9 @@ pub async fn get_config(State(ctx): State<ApiContext>) -> Json<ConfigResponse> {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReloadRequest {
-    /// File to apply (default: the file applied last).
+    /// File to apply (default: the file applied last): the server's config
+    /// file, or a `.yaml`/`.yml` file directly in `--config-dir` (a bare
+    /// name is looked up there).
     #[serde(default)]
     pub config_path: Option<String>,
     /// Accepted for compatibility; reloads are always graceful (unchanged
@@ -373,9 +478,10 @@ pub struct ReloadResponse {
         (status = 200, description = "Reloaded", body = ReloadResponse),
         (status = 400, description = "Malformed JSON body", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 403, description = "`config_path` is neither the server's config file nor a .yaml file in --config-dir", body = ErrorBody),
         (status = 409, description = "No config file to reload", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Unreadable or invalid config file (names field and line)", body = ErrorBody),
+        (status = 422, description = "Unreadable or invalid config file (names field and line, never values)", body = ErrorBody),
     ),
     security(("bearer" = ["config:write"]))
 )]

@@ -59,3 +59,13 @@ impl FromRef<ApiContext> for Arc<CatalogService> {
         ctx.catalog.clone()
     }
 }
+
+impl FromRef<ApiContext> for crate::tokens_api::TokenLimits {
+    fn from_ref(ctx: &ApiContext) -> crate::tokens_api::TokenLimits {
+        let settings = ctx.lifecycle.settings();
+        crate::tokens_api::TokenLimits {
+            max_ttl: std::time::Duration::from_secs(settings.token_max_ttl_s),
+            per_principal: settings.max_tokens_per_principal,
+        }
+    }
+}

@@ -105,6 +105,7 @@ impl From<RuntimeError> for ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "ProviderCapacityError")
             }
             RuntimeError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "StorageError"),
+            RuntimeError::AppendOnly(_) => (StatusCode::CONFLICT, "AppendOnlyStreamError"),
         };
         Self::new(status, kind, e.to_string())
     }

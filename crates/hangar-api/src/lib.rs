@@ -35,16 +35,18 @@ pub use error::ApiError;
 pub use server::{ServerError, ServerOptions, run};
 
 /// Installs the `tracing` subscriber used by the binaries (`RUST_LOG`
-/// overrides the default `info`; rmcp's message dumps stay off unless
-/// `RUST_LOG` names `rmcp`). Logs go to stderr.
+/// overrides the default `info`; rmcp stays at `warn`, so neither its message
+/// dumps nor session ids are logged, unless `RUST_LOG` names `rmcp`). Logs go
+/// to stderr.
 pub fn init_tracing() {
     let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
     let mut filter = tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // rmcp logs whole messages (tool arguments and results, which may carry
-    // secrets a provider was given) at debug: only when asked for by name.
+    // secrets a provider was given) at debug, and MCP session ids (which let
+    // their holder use the session) at info: only when asked for by name.
     if !spec.contains("rmcp")
-        && let Ok(quiet) = "rmcp=info".parse()
+        && let Ok(quiet) = "rmcp=warn".parse()
     {
         filter = filter.add_directive(quiet);
     }

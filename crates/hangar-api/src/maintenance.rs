@@ -39,7 +39,7 @@ pub struct CompactResponse {
 
 /// Deletes the events of a stream that precede (and are covered by) its
 /// latest snapshot. Streams get a snapshot every `server.snapshot_every`
-/// events.
+/// events. The audit trail (`audit`, `approvals`) is append-only: 409.
 #[utoipa::path(
     post,
     path = "/maintenance/compact",
@@ -50,7 +50,7 @@ pub struct CompactResponse {
         (status = 200, description = "Events before the latest snapshot deleted", body = CompactResponse),
         (status = 400, description = "Malformed JSON body", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
-        (status = 409, description = "The stream has no snapshot yet", body = ErrorBody),
+        (status = 409, description = "The stream has no snapshot yet, or is append-only (`audit`, `approvals`)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Missing or empty stream_id", body = ErrorBody),

@@ -1,12 +1,15 @@
-//! Tool policies: `GET`/`PUT`/`DELETE /api/auth/policies/{provider_id}/{tool_name}`.
+//! Policies: `GET`/`PUT`/`DELETE /api/auth/policies/{provider_id}/{tool_name}`.
 //! Both path segments may be globs (`*`, `?`; URL-encoded); the tool is the
-//! provider's own tool name, and a group's policies name the group id. API
-//! policies are stored before they apply; a provider spec's `policies:` are
-//! listed too (`source: config`) but only changed through the spec.
+//! provider's own tool name, and a group's policies name the group id (a
+//! group's calls also obey each member's policies). `kind` (`tool`, the
+//! default; `resource`: the segment is a resource URI glob; `prompt`) picks
+//! what the policy governs. API policies are stored before they apply; a
+//! provider spec's `policies:` are listed too (`source: config`) but only
+//! changed through the spec.
 
 use axum::Json;
 use axum::extract::State;
-use hangar_core::{Effect, Subject, ToolPolicy};
+use hangar_core::{Effect, PolicyKind, Subject, ToolPolicy};
 use hangar_runtime::Engine;
 use hangar_runtime::policies::{GateError, PolicySource};
 use http::StatusCode;
@@ -30,6 +33,7 @@ impl From<GateError> for ApiError {
             } => (StatusCode::NOT_FOUND, "QuestionNotFoundError"),
             GateError::NotFound { .. } => (StatusCode::NOT_FOUND, "PermissionNotFoundError"),
             GateError::AlreadyAnswered { .. } => (StatusCode::CONFLICT, "AlreadyAnsweredError"),
+            GateError::Forbidden(_) => (StatusCode::FORBIDDEN, "PermissionDeniedError"),
             GateError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "StorageError"),
         };
         ApiError::new(status, kind, e.to_string())
@@ -68,6 +72,48 @@ impl From<Effect> for PolicyEffect {
     }
 }
 
+/// What a policy governs.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyTarget {
+    /// Tool calls (`tools/call`, `tools/list`): the pattern matches tool names.
+    #[default]
+    Tool,
+    /// Resource reads and listings: the pattern matches resource URIs.
+    Resource,
+    /// Prompt gets and listings: the pattern matches prompt names.
+    Prompt,
+}
+
+impl From<PolicyTarget> for PolicyKind {
+    fn from(t: PolicyTarget) -> Self {
+        match t {
+            PolicyTarget::Tool => PolicyKind::Tool,
+            PolicyTarget::Resource => PolicyKind::Resource,
+            PolicyTarget::Prompt => PolicyKind::Prompt,
+        }
+    }
+}
+
+impl From<PolicyKind> for PolicyTarget {
+    fn from(k: PolicyKind) -> Self {
+        match k {
+            PolicyKind::Tool => PolicyTarget::Tool,
+            PolicyKind::Resource => PolicyTarget::Resource,
+            PolicyKind::Prompt => PolicyTarget::Prompt,
+        }
+    }
+}
+
+/// `?kind=` of the policy routes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KindQuery {
+    /// What the policies govern (default `tool`).
+    #[param(value_type = Option<PolicyTarget>)]
+    kind: Option<PolicyTarget>,
+}
+
 /// Where a policy comes from.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -83,8 +129,11 @@ pub enum PolicyOrigin {
 pub struct PolicyView {
     /// Provider (or group) id glob.
     pub provider: String,
-    /// Tool name glob (the provider's own names).
+    /// Tool name glob (the provider's own names), or resource URI or prompt
+    /// name glob (by `kind`).
     pub tool: String,
+    /// What it governs.
+    pub kind: PolicyTarget,
     /// The principal it is about (or `role_id`).
     #[schema(required = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,6 +156,7 @@ fn view(p: ToolPolicy, source: PolicySource) -> PolicyView {
     PolicyView {
         provider: p.provider_glob,
         tool: p.tool_glob,
+        kind: p.kind.into(),
         principal_id,
         role_id,
         effect: p.effect.into(),
@@ -133,21 +183,24 @@ pub struct PolicyList {
     operation_id = "get_tool_policies",
     params(
         ("provider_id" = String, Path, description = "Provider or group id, or a glob (`*`, `?`)"),
-        ("tool_name" = String, Path, description = "The provider's own tool name, or a glob"),
+        ("tool_name" = String, Path, description = "The provider's own tool name (resource URI, prompt name), or a glob"),
+        KindQuery,
     ),
     responses(
         (status = 200, description = "The policies", body = PolicyList),
         (status = 404, description = "No policy is written for this pattern pair", body = ErrorBody),
+        (status = 422, description = "Unknown kind", body = ErrorBody),
     ),
     security(("bearer" = ["auth:read"]))
 )]
 pub async fn get_tool_policies(
     State(engine): State<Engine>,
     ApiPath((provider, tool)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<KindQuery>,
 ) -> Result<Json<PolicyList>, ApiError> {
     let policies: Vec<PolicyView> = engine
         .policies()
-        .for_pair(&provider, &tool)
+        .for_pair(q.kind.unwrap_or_default().into(), &provider, &tool)
         .into_iter()
         .map(|(p, s)| view(p, s))
         .collect();
@@ -178,6 +231,10 @@ pub struct PutPolicy {
     pub role_id: Option<String>,
     /// What it does.
     pub effect: PolicyEffect,
+    /// What it governs (default `tool`; `resource`: the path's pattern is a
+    /// resource URI glob; `prompt`).
+    #[serde(default)]
+    pub kind: Option<PolicyTarget>,
 }
 
 /// `PUT /api/auth/policies/{provider_id}/{tool_name}` answer.
@@ -233,9 +290,10 @@ pub async fn put_tool_policy(
         tool,
         subject(body.principal_id, body.role_id)?,
         body.effect.into(),
-    );
+    )
+    .with_kind(body.kind.unwrap_or_default().into());
     let created = engine.policies().put(policy.clone()).await?;
-    tracing::info!(provider = %policy.provider_glob, tool = %policy.tool_glob, subject = %policy.subject, effect = %policy.effect, "tool policy set");
+    tracing::info!(provider = ?policy.provider_glob, name = ?policy.tool_glob, kind = %policy.kind, subject = ?policy.subject, effect = %policy.effect, "policy set");
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -259,6 +317,9 @@ pub struct ClearQuery {
     principal_id: Option<String>,
     /// Only this role's policy.
     role_id: Option<String>,
+    /// What the policies govern (default `tool`).
+    #[param(value_type = Option<PolicyTarget>)]
+    kind: Option<PolicyTarget>,
 }
 
 /// `DELETE /api/auth/policies/{provider_id}/{tool_name}` answer.
@@ -298,12 +359,17 @@ pub async fn clear_tool_policies(
     };
     let deleted = engine
         .policies()
-        .delete(&provider, &tool, only.as_ref())
+        .delete(
+            q.kind.unwrap_or_default().into(),
+            &provider,
+            &tool,
+            only.as_ref(),
+        )
         .await?;
     if deleted == 0 {
         return Err(no_policy(&provider, &tool));
     }
-    tracing::info!(%provider, %tool, deleted, "tool policies cleared");
+    tracing::info!(provider = ?provider, name = ?tool, deleted, "policies cleared");
     Ok(Json(ClearResponse { deleted }))
 }
 

@@ -10,12 +10,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
-use hangar_core::{ProviderSpec, ProviderState};
+use axum::{Extension, Json};
+use hangar_core::{Grants, Permission, ProviderSpec, ProviderState};
 use hangar_runtime::{Engine, HealthRecord, LogLine, ProviderSource, ProviderStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -133,7 +133,7 @@ pub struct ProviderCreated {
         (status = 422, description = "Invalid id or spec (the message names the field)", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
     ),
-    security(("bearer" = ["providers:write"]))
+    security(("bearer" = ["providers:define"]))
 )]
 pub async fn create_provider(
     State(engine): State<Engine>,
@@ -160,6 +160,7 @@ pub struct UpdateProvider {
     /// New description.
     description: Option<String>,
     /// New environment (replaces the current one; applies at the next start).
+    /// Changing it needs `providers:define` (it decides what runs).
     env: Option<BTreeMap<String, String>>,
     /// New idle timeout in seconds (0 = never).
     idle_ttl_s: Option<u64>,
@@ -193,6 +194,7 @@ pub struct ProviderUpdated {
         (status = 400, description = "The body is not valid JSON, or the path is malformed", body = ErrorBody),
         (status = 404, description = "No such provider", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 403, description = "Changing `env` needs `providers:define`", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "Unknown field or invalid value", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
@@ -201,6 +203,7 @@ pub struct ProviderUpdated {
 )]
 pub async fn update_provider(
     State(engine): State<Engine>,
+    Extension(grants): Extension<Arc<Grants>>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateProvider>,
 ) -> Result<Json<ProviderUpdated>, ApiError> {
@@ -209,7 +212,14 @@ pub async fn update_provider(
     if let Some(d) = body.description {
         spec.description = Some(d);
     }
-    if let Some(env) = body.env {
+    if let Some(env) = body.env
+        && env != spec.env
+    {
+        crate::authz::require(
+            &grants,
+            &Permission::PROVIDERS_DEFINE,
+            "change a provider's env",
+        )?;
         spec.env = env;
     }
     if let Some(t) = body.idle_ttl_s {
@@ -227,11 +237,16 @@ pub async fn update_provider(
     }))
 }
 
+/// What env values (and header values) are shown as.
+pub(crate) const REDACTED: &str = "<redacted>";
+
 pub(crate) fn redacted_spec(spec: &ProviderSpec) -> Value {
     let mut v = serde_json::to_value(spec).unwrap_or(Value::Null);
-    if let Some(env) = v.get_mut("env").and_then(Value::as_object_mut) {
-        for val in env.values_mut() {
-            *val = Value::String("<redacted>".into());
+    for field in ["env", "headers"] {
+        if let Some(map) = v.get_mut(field).and_then(Value::as_object_mut) {
+            for val in map.values_mut() {
+                *val = Value::String(REDACTED.into());
+            }
         }
     }
     v
@@ -398,7 +413,7 @@ pub struct ProviderStarted {
         (status = 200, description = "Running", body = ProviderStarted),
         (status = 400, description = "The path is malformed", body = ErrorBody),
         (status = 404, description = "No such provider", body = ErrorBody),
-        (status = 409, description = "The provider was removed while starting", body = ErrorBody),
+        (status = 409, description = "Never started, and the caller may not start it (`providers:start`); or removed while starting", body = ErrorBody),
         (status = 501, description = "The provider's mode is not supported yet (docker, remote)", body = ErrorBody),
         (status = 502, description = "The provider could not be started (spawn failed, timeout, MCP handshake failed)", body = ErrorBody),
     ),
@@ -521,7 +536,8 @@ pub struct ProviderTools {
     pub tools: Vec<ToolInfo>,
 }
 
-/// A provider's tools (starts it once if it was never listed).
+/// A provider's tools. A provider never listed is started once to list
+/// them, which needs `providers:start` besides `providers:read` (409 without).
 #[utoipa::path(
     get,
     path = "/providers/{provider_id}/tools",
@@ -532,7 +548,7 @@ pub struct ProviderTools {
         (status = 200, description = "The tools", body = ProviderTools),
         (status = 400, description = "The path is malformed", body = ErrorBody),
         (status = 404, description = "No such provider", body = ErrorBody),
-        (status = 409, description = "The provider was removed while starting", body = ErrorBody),
+        (status = 409, description = "Never started, and the caller may not start it (`providers:start`); or removed while starting", body = ErrorBody),
         (status = 501, description = "The provider's mode is not supported yet (docker, remote)", body = ErrorBody),
         (status = 502, description = "The provider could not be started to list its tools", body = ErrorBody),
     ),
@@ -540,11 +556,23 @@ pub struct ProviderTools {
 )]
 pub async fn provider_tools(
     State(engine): State<Engine>,
+    Extension(grants): Extension<Arc<Grants>>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ProviderTools>, ApiError> {
     let p = engine.provider(&id)?;
     if p.listing().is_none() {
-        // Never started: start it once so its tools are known.
+        // Never started: start it once so its tools are known, if the caller
+        // may start providers (reading must not run anything).
+        if !grants.allows(&Permission::PROVIDERS_START) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "ProviderNotStartedError",
+                format!(
+                    "provider '{id}' has never run, so its tools are unknown; starting it \
+                     needs the permission `providers:start`"
+                ),
+            ));
+        }
         p.start().await?;
     }
     Ok(Json(ProviderTools {
@@ -628,6 +656,9 @@ pub struct ProviderLogs {
     pub provider_id: String,
     /// How many lines there are.
     pub count: u64,
+    /// Lines dropped so far because the provider wrote more than
+    /// `server.log_lines_per_s`.
+    pub dropped: u64,
 }
 
 fn ranged(
@@ -675,6 +706,7 @@ pub async fn provider_logs(
     let logs = p.logs(lines);
     Ok(Json(ProviderLogs {
         count: u64::try_from(logs.len()).unwrap_or(u64::MAX),
+        dropped: p.logs_dropped(),
         logs,
         provider_id: id,
     }))

@@ -1,7 +1,13 @@
 //! Personal tokens: `GET/POST /api/tokens`, `DELETE /api/tokens/{token_id}`.
-//! Any authenticated principal manages its own (scope `self`): a token is an
-//! `hgr_` key of kind `token` that authenticates as the caller, exactly like
-//! an API key; the raw token is shown once.
+//! A principal lists and revokes its own (scope `self`) and mints them with
+//! `tokens:create`: a token is an `hgr_` key of kind `token` that
+//! authenticates as the caller, exactly like an API key; the raw token is
+//! shown once.
+//!
+//! Bounds: a token is minted only from an API key (never from a token), dies
+//! with that key (revoking or expiring the key ends it), always expires
+//! (`server.token_max_ttl_s`, 30 days by default), and a principal holds at
+//! most `server.max_tokens_per_principal` working tokens.
 
 use axum::extract::State;
 use axum::{Extension, Json};
@@ -14,7 +20,6 @@ use utoipa_axum::routes;
 
 use crate::auth::{KIND_TOKEN, KeyRing, NewKey, Principal};
 use crate::auth_api::{check_expiry, check_name};
-use crate::authz::Access;
 use crate::context::ApiContext;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
@@ -90,7 +95,8 @@ pub async fn list_tokens(
 pub struct CreateToken {
     /// Human-readable name.
     pub name: String,
-    /// RFC 3339 expiry, in the future; none = never expires.
+    /// RFC 3339 expiry, in the future and at most `server.token_max_ttl_s`
+    /// ahead; none = that maximum.
     #[serde(default)]
     pub expires_at: Option<String>,
 }
@@ -106,12 +112,31 @@ pub struct TokenCreated {
     pub principal_id: String,
     /// Its name.
     pub name: String,
-    /// RFC 3339 expiry, if any.
+    /// RFC 3339 expiry (tokens always expire).
     #[schema(required = true)]
     pub expires_at: Option<String>,
 }
 
-/// Mints a personal token for the caller. The raw token is in this answer only.
+/// The bounds of personal tokens (from `server:` settings).
+#[derive(Debug, Clone, Copy)]
+pub struct TokenLimits {
+    /// Longest life of a token.
+    pub max_ttl: std::time::Duration,
+    /// Working tokens one principal may hold.
+    pub per_principal: usize,
+}
+
+impl Default for TokenLimits {
+    fn default() -> Self {
+        Self {
+            max_ttl: std::time::Duration::from_secs(hangar_core::config::DEFAULT_TOKEN_MAX_TTL_S),
+            per_principal: hangar_core::config::DEFAULT_MAX_TOKENS_PER_PRINCIPAL,
+        }
+    }
+}
+
+/// Mints a personal token for the caller, from the API key it called with
+/// (a token cannot mint tokens). The raw token is in this answer only.
 #[utoipa::path(
     post,
     path = "/tokens",
@@ -122,26 +147,58 @@ pub struct TokenCreated {
         (status = 201, description = "Created; `raw_token` is shown only now", body = TokenCreated,
             links(("RevokeToken" = (operation_id = "revoke_token", parameters(("token_id" = "$response.body#/token_id")))))),
         (status = 400, description = "The body is not valid JSON", body = ErrorBody),
+        (status = 403, description = "Called with a token (tokens cannot mint tokens)", body = ErrorBody),
+        (status = 409, description = "The caller holds `server.max_tokens_per_principal` working tokens", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
-        (status = 422, description = "Invalid name or expires_at", body = ErrorBody),
+        (status = 422, description = "Invalid name or expires_at (past, or beyond `server.token_max_ttl_s`)", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
     ),
-    security(("bearer" = ["self"]))
+    security(("bearer" = ["tokens:create"]))
 )]
 pub async fn create_token(
     State(keys): State<KeyRing>,
+    State(limits): State<TokenLimits>,
     Extension(caller): Extension<Principal>,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<TokenCreated>), ApiError> {
+    if caller.via_token {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "PermissionDeniedError",
+            "personal tokens cannot mint tokens; call with an API key",
+        ));
+    }
     check_name(&body.name)?;
-    let expires_at = check_expiry(body.expires_at.as_deref())?;
+    let latest = time::OffsetDateTime::now_utc() + limits.max_ttl;
+    let expires_at = match check_expiry(body.expires_at.as_deref())? {
+        Some(t) if t > latest => {
+            return Err(ApiError::validation(format!(
+                "expires_at: at most {} s ahead (server.token_max_ttl_s)",
+                limits.max_ttl.as_secs()
+            )));
+        }
+        Some(t) => t,
+        None => latest,
+    };
+    if keys.active_tokens(&caller.id) >= limits.per_principal {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "TokenLimitError",
+            format!(
+                "principal already holds {} working tokens (server.max_tokens_per_principal); \
+                 revoke one first",
+                limits.per_principal
+            ),
+        ));
+    }
     let (token, raw) = keys
         .create(
             NewKey {
                 principal_id: &caller.id,
                 name: &body.name,
                 kind: KIND_TOKEN,
-                expires_at,
+                expires_at: Some(expires_at),
+                parent_key_id: Some(&caller.key_id),
             },
             None,
         )
@@ -191,7 +248,6 @@ pub struct TokenRevoked {
 )]
 pub async fn revoke_token(
     State(keys): State<KeyRing>,
-    State(access): State<Access>,
     Extension(caller): Extension<Principal>,
     ApiPath(token_id): ApiPath<String>,
 ) -> Result<Json<TokenRevoked>, ApiError> {
@@ -212,8 +268,7 @@ pub async fn revoke_token(
             e.to_string(),
         )
     })?;
-    access.forget_key(&token_id);
-    tracing::info!(%token_id, principal = %caller.id, "personal token revoked");
+    tracing::info!(token_id = ?token_id, principal = %caller.id, "personal token revoked");
     Ok(Json(TokenRevoked {
         token_id,
         revoked: true,

@@ -138,6 +138,10 @@ pub struct ServeArgs {
     /// YAML config file.
     #[arg(long, env = "HANGAR_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Directory of config files `hangar config reload --config-path` may also
+    /// name (`*.yaml`/`*.yml` directly in it); without it, only --config.
+    #[arg(long, env = "HANGAR_CONFIG_DIR")]
+    pub config_dir: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "HANGAR_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,

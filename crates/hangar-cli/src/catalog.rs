@@ -59,6 +59,10 @@ pub struct CatalogAddArgs {
     /// Environment variable, KEY=VALUE (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// A variable deploys may set: NAME, or NAME:required (repeatable); a
+    /// deploy can set no other variable.
+    #[arg(long = "input", value_name = "NAME[:required]")]
+    pub inputs: Vec<String>,
 }
 
 impl CatalogAddArgs {
@@ -111,6 +115,25 @@ impl CatalogAddArgs {
         if !self.env.is_empty() {
             insert_env(&mut body, &self.env)?;
         }
+        if !self.inputs.is_empty() {
+            let mut inputs = Vec::new();
+            for input in &self.inputs {
+                let (name, required) = match input.split_once(':') {
+                    None => (input.as_str(), false),
+                    Some((name, "required")) => (name, true),
+                    Some(_) => {
+                        return Err(CliError::Usage(format!(
+                            "--input {input}: expected NAME or NAME:required"
+                        )));
+                    }
+                };
+                if name.is_empty() {
+                    return Err(CliError::Usage("--input needs a variable name".into()));
+                }
+                inputs.push(serde_json::json!({"name": name, "required": required}));
+            }
+            body.insert("inputs".into(), Value::from(inputs));
+        }
         Ok(Value::Object(body))
     }
 }
@@ -122,8 +145,8 @@ pub struct DeployArgs {
     /// Id of the new provider (default: chosen by the server from the entry).
     #[arg(long, value_name = "ID")]
     pub provider_id: Option<String>,
-    /// Environment variable for the provider, KEY=VALUE (repeatable); merged by the server
-    /// with the entry's env.
+    /// Value of one of the entry's declared inputs, KEY=VALUE (repeatable); merged by the
+    /// server over the entry's env. Other variables are refused.
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
 }

@@ -17,6 +17,9 @@ pub enum PoliciesCommand {
         provider: String,
         /// The provider's own tool name (or a glob).
         tool: String,
+        /// What the policies govern.
+        #[arg(long, value_enum, default_value_t = KindArg::Tool)]
+        kind: KindArg,
     },
     /// Set the effect for a principal or a role: `hangar policies set fs 'write_*' --role developer ask`.
     Set(SetPolicyArgs),
@@ -28,6 +31,9 @@ pub enum PoliciesCommand {
         tool: String,
         #[command(flatten)]
         subject: SubjectArgs,
+        /// What the policies govern.
+        #[arg(long, value_enum, default_value_t = KindArg::Tool)]
+        kind: KindArg,
     },
 }
 
@@ -72,17 +78,43 @@ impl EffectArg {
     }
 }
 
+/// What a policy governs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum KindArg {
+    /// Tool calls (the pattern matches tool names).
+    #[default]
+    Tool,
+    /// Resource reads (the pattern matches resource URIs).
+    Resource,
+    /// Prompt gets (the pattern matches prompt names).
+    Prompt,
+}
+
+impl KindArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Tool => "tool",
+            Self::Resource => "resource",
+            Self::Prompt => "prompt",
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct SetPolicyArgs {
     /// Provider or group id (or a glob).
     pub provider: String,
-    /// The provider's own tool name (or a glob).
+    /// The provider's own tool name (or a glob); a resource URI or prompt
+    /// name with --kind.
     pub tool: String,
     /// allow, ask (hold calls for approval) or deny (hide the tool).
     #[arg(value_enum)]
     pub effect: EffectArg,
     #[command(flatten)]
     pub subject: SubjectArgs,
+    /// What the policy governs.
+    #[arg(long, value_enum, default_value_t = KindArg::Tool)]
+    pub kind: KindArg,
 }
 
 impl SetPolicyArgs {
@@ -99,6 +131,9 @@ impl SetPolicyArgs {
             }
         };
         body.insert("effect".into(), json!(self.effect.as_str()));
+        if self.kind != KindArg::Tool {
+            body.insert("kind".into(), json!(self.kind.as_str()));
+        }
         Ok(Value::Object(body))
     }
 }
@@ -113,11 +148,20 @@ fn policies_table(response: &Value) -> String {
         return "no policies\n".into();
     }
     render_table(
-        &["PROVIDER", "TOOL", "PRINCIPAL", "ROLE", "EFFECT", "SOURCE"],
+        &[
+            "PROVIDER",
+            "KIND",
+            "NAME",
+            "PRINCIPAL",
+            "ROLE",
+            "EFFECT",
+            "SOURCE",
+        ],
         &rows(
             &items,
             &[
                 "provider",
+                "kind",
                 "tool",
                 "principal_id",
                 "role_id",
@@ -136,9 +180,16 @@ pub(crate) async fn run(cli: &Cli, command: &PoliciesCommand, table: bool) -> Re
     };
     let client = connect(cli)?;
     let (response, human) = match command {
-        PoliciesCommand::Get { provider, tool } => {
+        PoliciesCommand::Get {
+            provider,
+            tool,
+            kind,
+        } => {
             let r = client
-                .get(&["auth", "policies", provider, tool], &[])
+                .get(
+                    &["auth", "policies", provider, tool],
+                    &[("kind", kind.as_str().to_owned())],
+                )
                 .await?;
             let human = policies_table(&r);
             (r, human)
@@ -165,9 +216,12 @@ pub(crate) async fn run(cli: &Cli, command: &PoliciesCommand, table: bool) -> Re
             provider,
             tool,
             subject,
+            kind,
         } => {
+            let mut query = subject.pairs();
+            query.push(("kind", kind.as_str().to_owned()));
             let r = client
-                .delete_query(&["auth", "policies", provider, tool], &subject.pairs())
+                .delete_query(&["auth", "policies", provider, tool], &query)
                 .await?;
             let n = r.get("deleted").and_then(Value::as_u64).unwrap_or(0);
             (r, format!("{n} policies deleted\n"))

@@ -19,6 +19,7 @@ pub fn serve(args: ServeArgs, data_dir: PathBuf) -> ExitCode {
     hangar_api::init_tracing();
     let options = hangar_api::server::ServerOptions {
         config: args.config,
+        config_dir: args.config_dir,
         data_dir,
         listen: args.listen,
         watch: args.watch,

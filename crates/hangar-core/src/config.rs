@@ -89,6 +89,7 @@ impl ConfigError {
             text = text.replacen(&at, "", 1);
         }
         let (field, message) = split_path(&text);
+        let message = redact_values(&message);
         Self {
             field,
             line: location.as_ref().map(yaml_serde::Location::line),
@@ -117,6 +118,51 @@ impl ConfigError {
             self.field = Some(format!("{section}.{id}"));
         }
         self
+    }
+}
+
+/// Replaces the values serde's messages quote (`invalid type: string "…"`,
+/// `` integer `5` ``, `` unknown variant `x` ``) by what kind of value it was: a config
+/// error names the field and line, never the text found there (the file may hold
+/// credentials, or not be a config at all).
+pub(crate) fn redact_values(message: &str) -> String {
+    // (quoted form, its opening, its closing, what replaces it)
+    const QUOTED: [(&str, char, &str); 6] = [
+        ("string \"", '"', "a string"),
+        ("integer `", '`', "an integer"),
+        ("floating point `", '`', "a number"),
+        ("boolean `", '`', "a boolean"),
+        ("character `", '`', "a character"),
+        ("unknown variant `", '`', "unknown variant"),
+    ];
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    loop {
+        let next = QUOTED
+            .iter()
+            .filter_map(|q| rest.find(q.0).map(|at| (at, q)))
+            .min_by_key(|(at, _)| *at);
+        let Some((at, (open, close, kind))) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..at]);
+        out.push_str(kind);
+        let value = &rest[at + open.len()..];
+        // Skip to the closing quote; `string "…"` is Debug-escaped (`\"`).
+        let mut escaped = false;
+        let mut end = value.len();
+        for (i, c) in value.char_indices() {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && *close == '"' {
+                escaped = true;
+            } else if c == *close {
+                end = i + c.len_utf8();
+                break;
+            }
+        }
+        rest = &value[end..];
     }
 }
 
@@ -203,7 +249,35 @@ pub struct ServerSettings {
     /// Seconds a tool call held by an `ask` policy waits for an answer (and a
     /// provider's question for a reply) before it fails (at least 1).
     pub approval_timeout_s: u64,
+    /// Whether a principal may answer its own held call (default false: a
+    /// second person decides).
+    pub allow_self_approval: bool,
+    /// Longest life of a personal token, in seconds (at least 60): a token
+    /// asked for without an expiry gets this one, a later expiry is refused.
+    pub token_max_ttl_s: u64,
+    /// Unexpired, unrevoked personal tokens one principal may hold (at least 1).
+    pub max_tokens_per_principal: usize,
+    /// Connections served at once (at least 1); more wait in the listen queue.
+    pub max_connections: usize,
+    /// Seconds a connection may go without accepting a byte of a reply that is
+    /// being written before it is closed (at least 1): a client that never
+    /// reads cannot pin memory.
+    pub write_timeout_s: u64,
+    /// stderr lines per second kept from each provider (at least 1); lines
+    /// beyond it are counted and dropped, not parsed.
+    pub log_lines_per_s: u32,
 }
+
+/// Default of `server.token_max_ttl_s`: 30 days.
+pub const DEFAULT_TOKEN_MAX_TTL_S: u64 = 30 * 86_400;
+/// Default of `server.max_tokens_per_principal`.
+pub const DEFAULT_MAX_TOKENS_PER_PRINCIPAL: usize = 20;
+/// Default of `server.max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default of `server.write_timeout_s`.
+pub const DEFAULT_WRITE_TIMEOUT_S: u64 = 30;
+/// Default of `server.log_lines_per_s`.
+pub const DEFAULT_LOG_LINES_PER_S: u32 = 200;
 
 /// Default of `server.approval_timeout_s`.
 pub const DEFAULT_APPROVAL_TIMEOUT_S: u64 = 300;
@@ -230,6 +304,12 @@ impl Default for ServerSettings {
             rate_limit: None,
             auth_backoff: None,
             approval_timeout_s: DEFAULT_APPROVAL_TIMEOUT_S,
+            allow_self_approval: false,
+            token_max_ttl_s: DEFAULT_TOKEN_MAX_TTL_S,
+            max_tokens_per_principal: DEFAULT_MAX_TOKENS_PER_PRINCIPAL,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            write_timeout_s: DEFAULT_WRITE_TIMEOUT_S,
+            log_lines_per_s: DEFAULT_LOG_LINES_PER_S,
         }
     }
 }
@@ -241,7 +321,7 @@ impl ServerSettings {
         if sep.is_empty() || sep.len() > MAX_SEPARATOR_LEN || !sep.chars().all(is_name_char) {
             return Err(ConfigError::field(
                 "server.tool_separator",
-                format!("must be 1 to {MAX_SEPARATOR_LEN} of [a-zA-Z0-9_-], got {sep:?}"),
+                format!("must be 1 to {MAX_SEPARATOR_LEN} of [a-zA-Z0-9_-]"),
             ));
         }
         for (i, origin) in self.allowed_origins.iter().enumerate() {
@@ -278,11 +358,24 @@ impl ServerSettings {
                 format!("must be at least 1024, got {}", self.max_body_bytes),
             ));
         }
-        if self.approval_timeout_s == 0 {
-            return Err(ConfigError::field(
-                "server.approval_timeout_s",
-                "must be at least 1",
-            ));
+        for (field, value, min) in [
+            ("approval_timeout_s", self.approval_timeout_s, 1),
+            ("token_max_ttl_s", self.token_max_ttl_s, 60),
+            (
+                "max_tokens_per_principal",
+                self.max_tokens_per_principal as u64,
+                1,
+            ),
+            ("max_connections", self.max_connections as u64, 1),
+            ("write_timeout_s", self.write_timeout_s, 1),
+            ("log_lines_per_s", u64::from(self.log_lines_per_s), 1),
+        ] {
+            if value < min {
+                return Err(ConfigError::field(
+                    format!("server.{field}"),
+                    format!("must be at least {min}"),
+                ));
+            }
         }
         if let Some(limit) = &self.rate_limit {
             limit.validate().map_err(|e| {

@@ -41,7 +41,8 @@ pub use naming::{
     Collision, DEFAULT_SEPARATOR, MAX_TOOL_NAME_LEN, ToolIndex, ToolRef, exposed_name,
 };
 pub use policy::{
-    Effect, ParseEffectError, PolicyError, Subject, ToolPolicy, Verdict, evaluate, glob_match,
+    Effect, ParseEffectError, PolicyError, PolicyKind, Subject, ToolPolicy, Verdict, evaluate,
+    evaluate_kind, glob_match,
 };
 pub use ratelimit::{
     AuthBackoff, AuthBackoffConfig, Decision, RateLimit, RateLimitError, RateLimiter,

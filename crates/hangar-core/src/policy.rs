@@ -100,6 +100,56 @@ impl FromStr for Effect {
     }
 }
 
+/// What a policy governs: tool calls (the default), resource reads (its glob matches resource
+/// URIs) or prompt gets (its glob matches prompt names). Listings are filtered the same way.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyKind {
+    /// `tools/call` and `tools/list`; the glob matches the provider's own tool names.
+    #[default]
+    Tool,
+    /// `resources/read` and the resource listings; the glob matches resource URIs (and
+    /// template URIs in listings).
+    Resource,
+    /// `prompts/get` and `prompts/list`; the glob matches the provider's own prompt names.
+    Prompt,
+}
+
+impl PolicyKind {
+    /// `tool`, `resource` or `prompt`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tool => "tool",
+            Self::Resource => "resource",
+            Self::Prompt => "prompt",
+        }
+    }
+}
+
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PolicyKind {
+    type Err = PolicyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "tool" => Ok(Self::Tool),
+            "resource" => Ok(Self::Resource),
+            "prompt" => Ok(Self::Prompt),
+            other => Err(PolicyError::new(
+                "kind",
+                format!("unknown kind `{other}` (expected tool, resource or prompt)"),
+            )),
+        }
+    }
+}
+
 /// Whom a policy is about. In JSON and YAML: `{"principal_id": "…"}` or `{"role_id": "…"}`
 /// (inside a [`ToolPolicy`], the key sits beside the policy's other fields).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -159,20 +209,24 @@ impl fmt::Display for Subject {
     }
 }
 
-/// One tool policy. In JSON and YAML:
+/// One policy. In JSON and YAML:
 /// `{"provider": "fs", "tool": "write_*", "role_id": "developer", "effect": "ask"}`, with
 /// exactly one of `principal_id` and `role_id`; `provider` and `tool` default to `*`.
+/// `resource: "file:///etc/*"` or `prompt: "admin_*"` instead of `tool` makes it a policy on
+/// resource reads or prompt gets ([`PolicyKind`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "PolicyFields", into = "PolicyFields")]
 pub struct ToolPolicy {
     /// Glob over provider (or group) ids.
     pub provider_glob: String,
-    /// Glob over the provider's own tool names.
+    /// Glob over the provider's own tool names, resource URIs or prompt names (by `kind`).
     pub tool_glob: String,
     /// Whom the policy is about.
     pub subject: Subject,
     /// What it does.
     pub effect: Effect,
+    /// What it governs.
+    pub kind: PolicyKind,
 }
 
 impl ToolPolicy {
@@ -188,7 +242,14 @@ impl ToolPolicy {
             tool_glob: tool_glob.into(),
             subject,
             effect,
+            kind: PolicyKind::Tool,
         }
+    }
+
+    /// The same policy governing `kind` instead.
+    pub fn with_kind(mut self, kind: PolicyKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// Whether the policy is about this principal or one of its roles.
@@ -216,7 +277,7 @@ impl ToolPolicy {
     /// control characters, and a valid role id.
     pub fn validate(&self) -> Result<(), PolicyError> {
         check_text("provider", &self.provider_glob)?;
-        check_text("tool", &self.tool_glob)?;
+        check_text(self.kind.as_str(), &self.tool_glob)?;
         match &self.subject {
             Subject::Principal(id) => check_text("principal_id", id),
             Subject::Role(id) => {
@@ -287,8 +348,12 @@ impl PolicyError {
 struct PolicyFields {
     #[serde(default = "any")]
     provider: String,
-    #[serde(default = "any")]
-    tool: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resource: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prompt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     principal_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -307,11 +372,23 @@ impl TryFrom<PolicyFields> for ToolPolicy {
     fn try_from(fields: PolicyFields) -> Result<Self, Self::Error> {
         let subject = Subject::from_ids(fields.principal_id, fields.role_id)
             .ok_or_else(|| PolicyError::new("subject", SUBJECT_REQUIRED))?;
+        let (kind, glob) = match (fields.tool, fields.resource, fields.prompt) {
+            (tool, None, None) => (PolicyKind::Tool, tool.unwrap_or_else(any)),
+            (None, Some(uri), None) => (PolicyKind::Resource, uri),
+            (None, None, Some(name)) => (PolicyKind::Prompt, name),
+            _ => {
+                return Err(PolicyError::new(
+                    "tool",
+                    "at most one of `tool`, `resource` and `prompt` may be given",
+                ));
+            }
+        };
         Ok(Self {
             provider_glob: fields.provider,
-            tool_glob: fields.tool,
+            tool_glob: glob,
             subject,
             effect: fields.effect,
+            kind,
         })
     }
 }
@@ -319,9 +396,17 @@ impl TryFrom<PolicyFields> for ToolPolicy {
 impl From<ToolPolicy> for PolicyFields {
     fn from(policy: ToolPolicy) -> Self {
         let (principal_id, role_id) = policy.subject.into_ids();
+        let glob = Some(policy.tool_glob);
+        let (tool, resource, prompt) = match policy.kind {
+            PolicyKind::Tool => (glob, None, None),
+            PolicyKind::Resource => (None, glob, None),
+            PolicyKind::Prompt => (None, None, glob),
+        };
         Self {
             provider: policy.provider_glob,
-            tool: policy.tool_glob,
+            tool,
+            resource,
+            prompt,
             principal_id,
             role_id,
             effect: policy.effect,
@@ -346,13 +431,8 @@ impl Verdict {
     }
 }
 
-/// Decides a call of `tool` on `provider` by the principal `principal_id` holding `roles`.
-///
-/// The strongest effect among matching policies wins (deny > ask > allow); `default` applies
-/// when none matches. The result does not depend on the order of `policies`: among matching
-/// policies with the winning effect, the one reported is the most specific (a principal's
-/// before a role's, then the one with more literal characters in its tool glob, then in its
-/// provider glob), then the least by value; of equal policies, the first.
+/// Decides a call of `tool` on `provider` by the principal `principal_id` holding `roles`
+/// (tool policies only; see [`evaluate_kind`]).
 pub fn evaluate<'a, S: AsRef<str>>(
     policies: impl IntoIterator<Item = &'a ToolPolicy>,
     principal_id: &str,
@@ -361,9 +441,38 @@ pub fn evaluate<'a, S: AsRef<str>>(
     tool: &str,
     default: Effect,
 ) -> Verdict {
+    evaluate_kind(
+        policies,
+        PolicyKind::Tool,
+        principal_id,
+        roles,
+        provider,
+        tool,
+        default,
+    )
+}
+
+/// Decides access of `kind` to `name` (a tool name, resource URI or prompt name) on
+/// `provider` by the principal `principal_id` holding `roles`; only policies of that kind
+/// take part.
+///
+/// The strongest effect among matching policies wins (deny > ask > allow); `default` applies
+/// when none matches. The result does not depend on the order of `policies`: among matching
+/// policies with the winning effect, the one reported is the most specific (a principal's
+/// before a role's, then the one with more literal characters in its tool glob, then in its
+/// provider glob), then the least by value; of equal policies, the first.
+pub fn evaluate_kind<'a, S: AsRef<str>>(
+    policies: impl IntoIterator<Item = &'a ToolPolicy>,
+    kind: PolicyKind,
+    principal_id: &str,
+    roles: &[S],
+    provider: &str,
+    name: &str,
+    default: Effect,
+) -> Verdict {
     let mut best: Option<(usize, &ToolPolicy)> = None;
     for (index, policy) in policies.into_iter().enumerate() {
-        if !policy.matches(principal_id, roles, provider, tool) {
+        if policy.kind != kind || !policy.matches(principal_id, roles, provider, name) {
             continue;
         }
         let better = match best {

@@ -16,7 +16,8 @@
 //! | permission | allows |
 //! |---|---|
 //! | `providers:read` | list providers, their status, tools and logs |
-//! | `providers:write` | create, update and delete providers |
+//! | `providers:define` | define what runs: create providers, change a provider's env (or anything else that decides what it executes), add catalog entries. **Code execution as the server's user: equivalent to admin.** |
+//! | `providers:write` | change a provider's lifecycle settings (description, idle TTL, health checks) and delete providers |
 //! | `providers:start` | start, stop and restart providers |
 //! | `tools:list` | list tools (MCP `tools/list`, REST tool listings) |
 //! | `tools:call` | call tools (MCP `tools/call`), subject to tool policies |
@@ -25,16 +26,18 @@
 //! | `config:read` | read, export and diff the config |
 //! | `config:write` | reload, import and back up the config |
 //! | `catalog:read` | browse the catalog |
-//! | `catalog:write` | add, change and remove catalog entries |
-//! | `catalog:deploy` | deploy a catalog entry as a provider |
+//! | `catalog:write` | remove catalog entries (adding one needs `providers:define`) |
+//! | `catalog:deploy` | deploy a catalog entry as a provider (deploy-time env only for the entry's declared inputs) |
 //! | `system:read` | server info, version, health details and metrics |
 //! | `maintenance:write` | maintenance tasks (compaction, snapshots) |
 //! | `auth:read` | list API keys (never their secrets), roles, principals and tool policies |
-//! | `auth:write` | create and revoke API keys; manage roles, principals and tool policies |
+//! | `auth:write` | create and revoke API keys; manage roles, principals and tool policies; answer a held call with `always`. **Can grant itself anything: equivalent to admin.** |
 //! | `approvals:read` | list pending permission requests (tool calls held by an `ask` policy) and questions |
 //! | `approvals:write` | answer permission requests and questions |
 //! | `secrets:read` | list secret names (values are never shown) |
 //! | `secrets:write` | create, replace, delete and refresh secrets |
+//! | `secrets:use` | reference secrets (`${secret:NAME}`) in what a provider is given at deploy time; as good as reading them |
+//! | `tokens:create` | mint personal tokens for oneself (never from a token) |
 //! | `audit:read` | read the audit log |
 //! | `events:read` | read and stream domain events |
 //!
@@ -43,8 +46,8 @@
 //! | role | permissions |
 //! |---|---|
 //! | `admin` | `*` |
-//! | `operator` | `providers:read`, `providers:write`, `providers:start`, `tools:list`, `tools:call`, `groups:read`, `groups:write`, `config:read`, `config:write`, `catalog:read`, `catalog:write`, `catalog:deploy`, `system:read`, `maintenance:write`, `approvals:read`, `approvals:write`, `secrets:read`, `secrets:write`, `events:read` |
-//! | `developer` | `tools:list`, `tools:call`, `providers:read`, `groups:read`, `catalog:read`, `system:read`, `approvals:read` |
+//! | `operator` | `providers:read`, `providers:write`, `providers:start`, `tools:list`, `tools:call`, `groups:read`, `groups:write`, `config:read`, `config:write`, `catalog:read`, `catalog:write`, `catalog:deploy`, `system:read`, `maintenance:write`, `approvals:read`, `approvals:write`, `secrets:read`, `secrets:write`, `events:read`, `tokens:create` |
+//! | `developer` | `tools:list`, `tools:call`, `providers:read`, `groups:read`, `catalog:read`, `system:read`, `approvals:read`, `tokens:create` |
 //! | `viewer` | `providers:read`, `groups:read`, `config:read`, `catalog:read`, `system:read`, `auth:read`, `approvals:read`, `events:read` |
 //! | `auditor` | `audit:read`, `events:read`, `system:read`, `providers:read`, `groups:read` |
 //!
@@ -106,7 +109,10 @@ impl Permission {
     pub const ALL: Self = Self(Repr::All);
     /// `providers:read`: list providers, their status, tools and logs.
     pub const PROVIDERS_READ: Self = Self::known("providers", "read");
-    /// `providers:write`: create, update and delete providers.
+    /// `providers:define`: define what runs (create providers, change what a provider
+    /// executes, add catalog entries); equivalent to admin.
+    pub const PROVIDERS_DEFINE: Self = Self::known("providers", "define");
+    /// `providers:write`: change lifecycle settings of providers and delete them.
     pub const PROVIDERS_WRITE: Self = Self::known("providers", "write");
     /// `providers:start`: start, stop and restart providers.
     pub const PROVIDERS_START: Self = Self::known("providers", "start");
@@ -124,7 +130,7 @@ impl Permission {
     pub const CONFIG_WRITE: Self = Self::known("config", "write");
     /// `catalog:read`: browse the catalog.
     pub const CATALOG_READ: Self = Self::known("catalog", "read");
-    /// `catalog:write`: add, change and remove catalog entries.
+    /// `catalog:write`: remove catalog entries.
     pub const CATALOG_WRITE: Self = Self::known("catalog", "write");
     /// `catalog:deploy`: deploy a catalog entry as a provider.
     pub const CATALOG_DEPLOY: Self = Self::known("catalog", "deploy");
@@ -144,14 +150,19 @@ impl Permission {
     pub const SECRETS_READ: Self = Self::known("secrets", "read");
     /// `secrets:write`: create, replace, delete and refresh secrets.
     pub const SECRETS_WRITE: Self = Self::known("secrets", "write");
+    /// `secrets:use`: reference secrets in what a provider is given at deploy time.
+    pub const SECRETS_USE: Self = Self::known("secrets", "use");
+    /// `tokens:create`: mint personal tokens for oneself.
+    pub const TOKENS_CREATE: Self = Self::known("tokens", "create");
     /// `audit:read`: read the audit log.
     pub const AUDIT_READ: Self = Self::known("audit", "read");
     /// `events:read`: read and stream domain events.
     pub const EVENTS_READ: Self = Self::known("events", "read");
 
     /// Every permission Hangar checks, in documentation order.
-    pub const KNOWN: [Self; 22] = [
+    pub const KNOWN: [Self; 25] = [
         Self::PROVIDERS_READ,
+        Self::PROVIDERS_DEFINE,
         Self::PROVIDERS_WRITE,
         Self::PROVIDERS_START,
         Self::TOOLS_LIST,
@@ -171,6 +182,8 @@ impl Permission {
         Self::APPROVALS_WRITE,
         Self::SECRETS_READ,
         Self::SECRETS_WRITE,
+        Self::SECRETS_USE,
+        Self::TOKENS_CREATE,
         Self::AUDIT_READ,
         Self::EVENTS_READ,
     ];
@@ -455,8 +468,8 @@ pub fn builtin_roles() -> Vec<Role> {
         ),
         role(
             "operator",
-            "Runs Hangar: providers, groups, config, catalog, secrets and approvals; \
-             not keys, roles or policies",
+            "Runs Hangar: provider lifecycle, groups, config, catalog deploys, secrets and \
+             approvals; not what providers execute, keys, roles or policies",
             &[
                 P::PROVIDERS_READ,
                 P::PROVIDERS_WRITE,
@@ -477,6 +490,7 @@ pub fn builtin_roles() -> Vec<Role> {
                 P::SECRETS_READ,
                 P::SECRETS_WRITE,
                 P::EVENTS_READ,
+                P::TOKENS_CREATE,
             ],
         ),
         role(
@@ -490,6 +504,7 @@ pub fn builtin_roles() -> Vec<Role> {
                 P::CATALOG_READ,
                 P::SYSTEM_READ,
                 P::APPROVALS_READ,
+                P::TOKENS_CREATE,
             ],
         ),
         role(

@@ -11,7 +11,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::naming::DEFAULT_SEPARATOR;
-use crate::policy::{Effect, Subject, ToolPolicy};
+use crate::policy::{Effect, PolicyKind, Subject, ToolPolicy};
 use crate::state::{BackoffPolicy, FailurePolicy};
 
 #[cfg(test)]
@@ -377,18 +377,21 @@ impl ProviderSpec {
     }
 }
 
-/// A tool policy inside a provider spec: `{tool: "write_*", role_id: developer, effect: ask}`,
+/// A policy inside a provider spec: `{tool: "write_*", role_id: developer, effect: ask}`,
 /// with exactly one of `principal_id` and `role_id`; `tool` (the provider's own tool name,
-/// a glob) defaults to `*`. The provider is the spec's own id.
+/// a glob) defaults to `*`; `resource: "<uri glob>"` or `prompt: "<name glob>"` instead of
+/// `tool` governs resource reads or prompt gets. The provider is the spec's own id.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "ProviderPolicyFields", into = "ProviderPolicyFields")]
 pub struct ProviderPolicy {
-    /// Glob over the provider's own tool names.
+    /// Glob over the provider's own tool names (resource URIs, prompt names: by `kind`).
     pub tool_glob: String,
     /// Whom the policy is about.
     pub subject: Subject,
     /// What it does.
     pub effect: Effect,
+    /// What it governs.
+    pub kind: PolicyKind,
 }
 
 impl ProviderPolicy {
@@ -400,6 +403,7 @@ impl ProviderPolicy {
             self.subject.clone(),
             self.effect,
         )
+        .with_kind(self.kind)
     }
 }
 
@@ -407,11 +411,15 @@ impl ProviderPolicy {
 #[derive(Serialize, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a tool policy {tool, principal_id | role_id, effect}"
+    expecting = "a policy {tool | resource | prompt, principal_id | role_id, effect}"
 )]
 struct ProviderPolicyFields {
-    #[serde(default = "crate::policy::any")]
-    tool: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resource: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prompt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     principal_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -425,10 +433,17 @@ impl TryFrom<ProviderPolicyFields> for ProviderPolicy {
     fn try_from(f: ProviderPolicyFields) -> Result<Self, Self::Error> {
         let subject = Subject::from_ids(f.principal_id, f.role_id)
             .ok_or_else(|| crate::policy::SUBJECT_REQUIRED.to_owned())?;
+        let (kind, tool_glob) = match (f.tool, f.resource, f.prompt) {
+            (tool, None, None) => (PolicyKind::Tool, tool.unwrap_or_else(crate::policy::any)),
+            (None, Some(uri), None) => (PolicyKind::Resource, uri),
+            (None, None, Some(name)) => (PolicyKind::Prompt, name),
+            _ => return Err("at most one of `tool`, `resource` and `prompt` may be given".into()),
+        };
         Ok(Self {
-            tool_glob: f.tool,
+            tool_glob,
             subject,
             effect: f.effect,
+            kind,
         })
     }
 }
@@ -436,8 +451,16 @@ impl TryFrom<ProviderPolicyFields> for ProviderPolicy {
 impl From<ProviderPolicy> for ProviderPolicyFields {
     fn from(p: ProviderPolicy) -> Self {
         let (principal_id, role_id) = p.subject.into_ids();
+        let glob = Some(p.tool_glob);
+        let (tool, resource, prompt) = match p.kind {
+            PolicyKind::Tool => (glob, None, None),
+            PolicyKind::Resource => (None, glob, None),
+            PolicyKind::Prompt => (None, None, glob),
+        };
         Self {
-            tool: p.tool_glob,
+            tool,
+            resource,
+            prompt,
             principal_id,
             role_id,
             effect: p.effect,
@@ -526,15 +549,25 @@ fn check_endpoint(endpoint: Option<&str>) -> Result<(), SpecError> {
     }
 }
 
-fn check_env(name: &str, value: &str) -> Result<(), SpecError> {
+/// Checks an environment variable name: not empty, without `=` or NUL.
+pub fn validate_env_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
-        return Err(SpecError::new("env", "variable names must not be empty"));
+        return Err("variable names must not be empty".to_owned());
     }
     if name.contains('=') || name.contains('\0') {
-        return Err(SpecError::new(
-            format!("env.{name}"),
-            "variable name must not contain `=` or NUL",
-        ));
+        return Err("variable name must not contain `=` or NUL".to_owned());
+    }
+    Ok(())
+}
+
+fn check_env(name: &str, value: &str) -> Result<(), SpecError> {
+    if let Err(message) = validate_env_name(name) {
+        let field = if name.is_empty() {
+            "env".to_owned()
+        } else {
+            format!("env.{name}")
+        };
+        return Err(SpecError::new(field, message));
     }
     if value.contains('\0') {
         return Err(SpecError::new(

@@ -178,6 +178,15 @@ impl Catalog {
         &self.templates
     }
 
+    /// Resource templates with the provider serving each.
+    pub fn resource_templates_by_provider(
+        &self,
+    ) -> impl Iterator<Item = (&ResourceTemplate, &str)> + '_ {
+        self.templates
+            .iter()
+            .zip(self.template_routes.iter().map(|(_, p)| p.as_str()))
+    }
+
     /// The provider serving `uri`: an exact resource first, then templates.
     pub fn resolve_resource(&self, uri: &str) -> Option<&str> {
         self.resource_routes

@@ -9,18 +9,23 @@
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use hangar_core::PolicyKind;
+use hmac::{Hmac, Mac};
 use rmcp::ErrorData;
 use rmcp::model::{ElicitRequestParams, ElicitResult, JsonObject};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
-/// A tool call held by an `ask` policy until someone answers.
+/// A tool call (or resource read, or prompt get) held by an `ask` policy
+/// until someone answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldCall {
     /// The caller, when known.
     pub principal: Option<String>,
     /// The provider (or group) id.
     pub provider: String,
-    /// The provider's own tool name.
+    /// What is asked for: a tool call, a resource read or a prompt get.
+    pub kind: PolicyKind,
+    /// The provider's own tool name (the resource URI, the prompt name).
     pub tool: String,
     /// [`arguments_digest`] of the call's arguments (never the values).
     pub arguments_digest: String,
@@ -64,14 +69,17 @@ pub trait Questioner: Send + Sync + 'static {
     fn ask(&self, ask: ElicitationAsk) -> BoxFuture<'static, Result<ElicitResult, ErrorData>>;
 }
 
-/// The audit record of one `tools/call` (never argument values).
+/// The audit record of one `tools/call`, `resources/read` or `prompts/get`
+/// (never argument values).
 #[derive(Debug, Clone, Copy)]
 pub struct CallAudit<'a> {
     /// The caller, when known.
     pub principal: Option<&'a str>,
     /// The provider (or group) id.
     pub provider: &'a str,
-    /// The provider's own tool name.
+    /// What was asked for.
+    pub kind: PolicyKind,
+    /// The provider's own tool name (the resource URI, the prompt name).
     pub tool: &'a str,
     /// `allow`, `deny`, `approved`, `rejected` or `expired`.
     pub verdict: &'static str,
@@ -83,15 +91,24 @@ pub struct CallAudit<'a> {
     pub arguments_digest: &'a str,
 }
 
-/// SHA-256 (hex) of the canonical JSON of a call's arguments: object keys
-/// sorted, no whitespace; no arguments hash as `{}`.
-pub fn arguments_digest(arguments: Option<&JsonObject>) -> String {
+/// HMAC-SHA256 (hex) under `key` of the canonical JSON of a call's
+/// arguments: object keys sorted, no whitespace; no arguments count as `{}`.
+/// Keyed with a server secret, so a digest in the audit log cannot be
+/// brute-forced back to small argument values; equal arguments still give
+/// equal digests on the same server.
+pub fn arguments_digest(key: &[u8], arguments: Option<&JsonObject>) -> String {
     let mut canonical = String::new();
     match arguments {
         Some(map) => write_object(map, &mut canonical),
         None => canonical.push_str("{}"),
     }
-    hex::encode(Sha256::digest(canonical.as_bytes()))
+    // HMAC takes keys of every length, so this never fails; an empty digest
+    // would only mean "no digest", never a wrong one.
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
+        return String::new();
+    };
+    mac.update(canonical.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }
 
 fn write_object(map: &JsonObject, out: &mut String) {
@@ -139,12 +156,21 @@ mod tests {
                 .unwrap_or_default();
         let b: JsonObject = serde_json::from_str(r#"{"a":{"x":"s","y":[1,{"j":3,"k":2}]},"b":1}"#)
             .unwrap_or_default();
-        assert_eq!(arguments_digest(Some(&a)), arguments_digest(Some(&b)));
+        let key = b"server secret";
         assert_eq!(
-            arguments_digest(None),
-            arguments_digest(Some(&JsonObject::new()))
+            arguments_digest(key, Some(&a)),
+            arguments_digest(key, Some(&b))
         );
-        assert_eq!(arguments_digest(None).len(), 64);
-        assert_ne!(arguments_digest(Some(&a)), arguments_digest(None));
+        assert_eq!(
+            arguments_digest(key, None),
+            arguments_digest(key, Some(&JsonObject::new()))
+        );
+        assert_eq!(arguments_digest(key, None).len(), 64);
+        assert_ne!(arguments_digest(key, Some(&a)), arguments_digest(key, None));
+        // Another server's key gives another digest: no rainbow table across servers.
+        assert_ne!(
+            arguments_digest(key, Some(&a)),
+            arguments_digest(b"another", Some(&a))
+        );
     }
 }

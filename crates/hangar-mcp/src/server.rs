@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hangar_core::Effect;
+use hangar_core::{Effect, PolicyKind};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
-    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscriptionFilter,
+    Implementation, JsonObject, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+    SubscriptionFilter,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -152,18 +153,21 @@ pub trait Backend: Send + Sync + 'static {
     fn report(&self, report: CallReport<'_>);
     /// Bumped whenever the catalog changes.
     fn changes(&self) -> watch::Receiver<u64>;
-    /// The tool policy verdict for `caller` holding `roles` on `tool` (the
-    /// provider's own name) of `provider` (a group's id for a group). In
-    /// memory, no IO. Default: allow.
-    fn tool_verdict(
+    /// The policy verdict for `caller` holding `roles` on `name` (a tool's or
+    /// prompt's own name, or a resource URI, by `kind`) of `provider`. For a
+    /// group, the group's policies and every member's apply (the strictest
+    /// wins), so a group never lifts a member's deny. In memory, no IO.
+    fn verdict(
         &self,
-        _caller: Option<&str>,
-        _roles: &[String],
-        _provider: &str,
-        _tool: &str,
-    ) -> Effect {
-        Effect::Allow
-    }
+        kind: PolicyKind,
+        caller: Option<&str>,
+        roles: &[String],
+        provider: &str,
+        name: &str,
+    ) -> Effect;
+    /// The digest of a request's arguments kept in audit records and
+    /// permission requests (keyed with a server secret; never the values).
+    fn arguments_digest(&self, arguments: Option<&JsonObject>) -> String;
     /// Holds a call (an `ask` verdict) as a pending permission request until it
     /// is answered or expires. Dropping the future withdraws the request.
     fn request_approval(&self, call: HeldCall) -> impl Future<Output = Approval> + Send + 'static {
@@ -176,7 +180,8 @@ pub trait Backend: Send + Sync + 'static {
     fn questioner(&self) -> Option<Arc<dyn Questioner>> {
         None
     }
-    /// Records the audit of one `tools/call` (denied ones included).
+    /// Records the audit of one `tools/call`, `resources/read` or
+    /// `prompts/get` (denied ones included).
     fn audit(&self, _audit: CallAudit<'_>) {}
 }
 
@@ -215,6 +220,86 @@ impl<B: Backend> AggregatingServer<B> {
         self.backend.catalog()
     }
 
+    /// Policies, approval and audit for a resource read or prompt get:
+    /// `None` when a policy denies it (audited); otherwise the request may
+    /// proceed and must report its outcome through [`Admitted::finish`]. A
+    /// rejected or expired `ask` is an error for the client.
+    async fn gate(
+        &self,
+        context: &RequestContext<RoleServer>,
+        kind: PolicyKind,
+        provider: &str,
+        name: &str,
+        arguments: Option<&JsonObject>,
+    ) -> Result<Option<Admitted<'_, B>>, ErrorData> {
+        let caller = tool_call::Caller::of(context);
+        let effect = caller.verdict(self.backend.as_ref(), kind, provider, name);
+        let admitted = Admitted {
+            backend: self.backend.as_ref(),
+            principal: caller.id.clone(),
+            provider: provider.to_owned(),
+            kind,
+            name: name.to_owned(),
+            digest: self.backend.arguments_digest(arguments),
+            started: Instant::now(),
+            verdict: "allow",
+            downstream: self.downstream(context),
+        };
+        match effect {
+            Effect::Deny => {
+                admitted.record("deny", "denied");
+                Ok(None)
+            }
+            Effect::Allow => Ok(Some(admitted)),
+            Effect::Ask => {
+                let held = HeldCall {
+                    principal: caller.id,
+                    provider: provider.to_owned(),
+                    kind,
+                    tool: name.to_owned(),
+                    arguments_digest: admitted.digest.clone(),
+                };
+                let wait = self.backend.request_approval(held);
+                let what = match kind {
+                    PolicyKind::Resource => "resource read",
+                    PolicyKind::Prompt => "prompt",
+                    PolicyKind::Tool => "tool call",
+                };
+                match tool_call::wait_for_approval(wait, &admitted.downstream).await {
+                    Some(Approval::Approved) => Ok(Some(Admitted {
+                        verdict: "approved",
+                        ..admitted
+                    })),
+                    Some(Approval::Rejected { message }) => {
+                        admitted.record("rejected", "rejected");
+                        let why = message.map(|m| format!(": {m}")).unwrap_or_default();
+                        Err(ErrorData::invalid_request(
+                            format!("{what} rejected by a reviewer{why}"),
+                            None,
+                        ))
+                    }
+                    Some(Approval::Expired { after }) => {
+                        admitted.record("expired", "expired");
+                        Err(ErrorData::invalid_request(
+                            format!(
+                                "{what} not approved within {} s: the permission request expired",
+                                after.as_secs()
+                            ),
+                            None,
+                        ))
+                    }
+                    None => {
+                        admitted.record("expired", "cancelled");
+                        Err(ErrorData::internal_error(
+                            format!("the {what} was cancelled while waiting for approval"),
+                            None,
+                        ))
+                    }
+                }
+            }
+        }
+    }
+
     fn downstream(&self, context: &RequestContext<RoleServer>) -> DownstreamCall {
         DownstreamCall {
             peer: context.peer.clone(),
@@ -231,6 +316,40 @@ impl<B: Backend> AggregatingServer<B> {
 }
 
 mod tool_call;
+
+/// A resource read or prompt get the policies let through: what its audit
+/// record needs.
+struct Admitted<'a, B: Backend> {
+    backend: &'a B,
+    principal: Option<String>,
+    provider: String,
+    kind: PolicyKind,
+    name: String,
+    digest: String,
+    started: Instant,
+    verdict: &'static str,
+    downstream: DownstreamCall,
+}
+
+impl<B: Backend> Admitted<'_, B> {
+    fn record(&self, verdict: &'static str, outcome: &'static str) {
+        self.backend.audit(CallAudit {
+            principal: self.principal.as_deref(),
+            provider: &self.provider,
+            kind: self.kind,
+            tool: &self.name,
+            verdict,
+            outcome,
+            duration: self.started.elapsed(),
+            arguments_digest: &self.digest,
+        });
+    }
+
+    /// Records the outcome (`success` or `error`).
+    fn finish(&self, outcome: &'static str) {
+        self.record(self.verdict, outcome);
+    }
+}
 
 fn unknown_tool(name: &str) -> ErrorData {
     ErrorData::invalid_params(format!("Unknown tool: {name}"), None)
@@ -267,7 +386,12 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
             .iter()
             .filter(|t| {
                 catalog.resolve_tool(&t.name).is_none_or(|r| {
-                    caller.verdict(self.backend.as_ref(), &r.provider, &r.tool) != Effect::Deny
+                    caller.verdict(
+                        self.backend.as_ref(),
+                        PolicyKind::Tool,
+                        &r.provider,
+                        &r.tool,
+                    ) != Effect::Deny
                 })
             })
             .cloned()
@@ -292,13 +416,19 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
             .ok_or_else(|| unknown_tool(&request.name))?;
         drop(catalog);
         let caller = tool_call::Caller::of(&context);
-        let verdict = caller.verdict(self.backend.as_ref(), &route.provider, &route.tool);
+        let verdict = caller.verdict(
+            self.backend.as_ref(),
+            PolicyKind::Tool,
+            &route.provider,
+            &route.tool,
+        );
         let started = Instant::now();
-        let digest = crate::gate::arguments_digest(request.arguments.as_ref());
+        let digest = self.backend.arguments_digest(request.arguments.as_ref());
         let audit = |verdict: &'static str, outcome: &'static str| {
             self.backend.audit(CallAudit {
                 principal: caller.id.as_deref(),
                 provider: &route.provider,
+                kind: PolicyKind::Tool,
                 tool: &route.tool,
                 verdict,
                 outcome,
@@ -322,6 +452,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
                 let held = HeldCall {
                     principal: caller.id.clone(),
                     provider: route.provider.clone(),
+                    kind: PolicyKind::Tool,
                     tool: route.tool.clone(),
                     arguments_digest: digest.clone(),
                 };
@@ -398,23 +529,44 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let catalog = self.catalog_listed().await;
-        Ok(ListResourcesResult::with_all_items(
-            catalog.resources().to_vec(),
-        ))
+        let caller = tool_call::Caller::of(&context);
+        let resources = catalog
+            .resources()
+            .iter()
+            .filter(|r| {
+                catalog.resolve_resource(&r.uri).is_none_or(|p| {
+                    caller.verdict(self.backend.as_ref(), PolicyKind::Resource, p, &r.uri)
+                        != Effect::Deny
+                })
+            })
+            .cloned()
+            .collect();
+        Ok(ListResourcesResult::with_all_items(resources))
     }
 
     async fn list_resource_templates(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         let catalog = self.catalog_listed().await;
-        Ok(ListResourceTemplatesResult::with_all_items(
-            catalog.resource_templates().to_vec(),
-        ))
+        let caller = tool_call::Caller::of(&context);
+        let templates = catalog
+            .resource_templates_by_provider()
+            .filter(|(t, p)| {
+                caller.verdict(
+                    self.backend.as_ref(),
+                    PolicyKind::Resource,
+                    p,
+                    &t.uri_template,
+                ) != Effect::Deny
+            })
+            .map(|(t, _)| t.clone())
+            .collect();
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
     }
 
     async fn read_resource(
@@ -424,35 +576,59 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
     ) -> Result<ReadResourceResponse, ErrorData> {
         check_can_call(&context, "resources/read")?;
         let catalog = self.catalog_listed().await;
+        let not_found =
+            || ErrorData::resource_not_found(format!("Resource not found: {}", request.uri), None);
         let provider = catalog
             .resolve_resource(&request.uri)
             .map(str::to_owned)
-            .ok_or_else(|| {
-                ErrorData::resource_not_found(format!("Resource not found: {}", request.uri), None)
-            })?;
+            .ok_or_else(not_found)?;
         drop(catalog);
-        let lease = self
-            .backend
-            .acquire(&provider, &[])
-            .await
-            .map_err(|e| e.to_error_data())?;
-        let downstream = self.downstream(&context);
-        lease
+        let uri = request.uri.clone();
+        let gated = self
+            .gate(&context, PolicyKind::Resource, &provider, &uri, None)
+            .await?;
+        let Some(admitted) = gated else {
+            // A denied resource does not exist.
+            return Err(not_found());
+        };
+        let lease = match self.backend.acquire(&provider, &[]).await {
+            Ok(lease) => lease,
+            Err(e) => {
+                admitted.finish("error");
+                return Err(e.to_error_data());
+            }
+        };
+        let result = lease
             .upstream
-            .read_resource(request, &downstream, lease.call_timeout)
-            .await
-            .map_err(|e| e.to_error_data())
+            .read_resource(request, &admitted.downstream, lease.call_timeout)
+            .await;
+        admitted.finish(if result.is_ok() { "success" } else { "error" });
+        result.map_err(|e| e.to_error_data())
     }
 
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let catalog = self.catalog_listed().await;
-        Ok(ListPromptsResult::with_all_items(
-            catalog.prompts().to_vec(),
-        ))
+        let caller = tool_call::Caller::of(&context);
+        let prompts = catalog
+            .prompts()
+            .iter()
+            .filter(|p| {
+                catalog.resolve_prompt(&p.name).is_none_or(|r| {
+                    caller.verdict(
+                        self.backend.as_ref(),
+                        PolicyKind::Prompt,
+                        &r.provider,
+                        &r.prompt,
+                    ) != Effect::Deny
+                })
+            })
+            .cloned()
+            .collect();
+        Ok(ListPromptsResult::with_all_items(prompts))
     }
 
     async fn get_prompt(
@@ -462,25 +638,40 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
     ) -> Result<GetPromptResponse, ErrorData> {
         check_can_call(&context, "prompts/get")?;
         let catalog = self.catalog_listed().await;
+        let unknown =
+            || ErrorData::invalid_params(format!("Unknown prompt: {}", request.name), None);
         let route = catalog
             .resolve_prompt(&request.name)
             .cloned()
-            .ok_or_else(|| {
-                ErrorData::invalid_params(format!("Unknown prompt: {}", request.name), None)
-            })?;
+            .ok_or_else(unknown)?;
         drop(catalog);
-        let lease = self
-            .backend
-            .acquire(&route.provider, &[])
-            .await
-            .map_err(|e| e.to_error_data())?;
-        let downstream = self.downstream(&context);
+        let gated = self
+            .gate(
+                &context,
+                PolicyKind::Prompt,
+                &route.provider,
+                &route.prompt,
+                request.arguments.as_ref(),
+            )
+            .await?;
+        let Some(admitted) = gated else {
+            // A denied prompt does not exist.
+            return Err(unknown());
+        };
+        let lease = match self.backend.acquire(&route.provider, &[]).await {
+            Ok(lease) => lease,
+            Err(e) => {
+                admitted.finish("error");
+                return Err(e.to_error_data());
+            }
+        };
         request.name = route.prompt;
-        lease
+        let result = lease
             .upstream
-            .get_prompt(request, &downstream, lease.call_timeout)
-            .await
-            .map_err(|e| e.to_error_data())
+            .get_prompt(request, &admitted.downstream, lease.call_timeout)
+            .await;
+        admitted.finish(if result.is_ok() { "success" } else { "error" });
+        result.map_err(|e| e.to_error_data())
     }
 
     async fn set_level(

@@ -35,9 +35,11 @@ pub struct PermissionRequest {
     pub principal: Option<String>,
     /// Provider (or group) id.
     pub provider: String,
-    /// The provider's own tool name.
+    /// What is held: `tool` (a tool call), `resource` (a read) or `prompt`.
+    pub kind: hangar_core::PolicyKind,
+    /// The provider's own tool name (the resource URI, the prompt name).
     pub tool: String,
-    /// SHA-256 hex of the canonical JSON arguments.
+    /// HMAC-SHA256 hex (under a server key) of the canonical JSON arguments.
     pub arguments_digest: String,
     /// RFC 3339.
     pub created_at: String,
@@ -161,6 +163,7 @@ impl Approvals {
             id: id.clone(),
             principal: call.principal,
             provider: call.provider,
+            kind: call.kind,
             tool: call.tool,
             arguments_digest: call.arguments_digest,
             created_at: crate::now_rfc3339(),
@@ -292,6 +295,7 @@ mod tests {
         HeldCall {
             principal: Some("alice".into()),
             provider: "fx".into(),
+            kind: hangar_core::PolicyKind::Tool,
             tool: "echo".into(),
             arguments_digest: "d".into(),
         }

@@ -46,10 +46,28 @@ pub struct CatalogEntry {
     pub endpoint: Option<String>,
     /// Searchable tags.
     pub tags: Vec<String>,
-    /// Environment of deployed providers (deploy may add or override variables).
+    /// Environment of deployed providers (deploy may set the declared
+    /// `inputs`, nothing else).
     pub env: BTreeMap<String, String>,
+    /// The variables a deploy may set (all others are the entry's).
+    #[serde(default)]
+    pub inputs: Vec<CatalogInput>,
     /// Shipped with Hangar (cannot be deleted).
     pub builtin: bool,
+}
+
+/// A variable a deploy of the entry may (or must) set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogInput {
+    /// The environment variable.
+    pub name: String,
+    /// What to put there.
+    #[serde(default)]
+    pub description: String,
+    /// Whether a deploy must set it (unless the entry's env has a value).
+    #[serde(default)]
+    pub required: bool,
 }
 
 /// What the API may set on a new user entry.
@@ -71,6 +89,8 @@ pub struct NewCatalogEntry {
     pub tags: Vec<String>,
     /// Environment.
     pub env: BTreeMap<String, String>,
+    /// The variables a deploy may set.
+    pub inputs: Vec<CatalogInput>,
 }
 
 /// A failure of a catalog operation.
@@ -116,6 +136,7 @@ fn builtin(id: &str, description: &str, command: &[&str], tags: &[&str]) -> Cata
         endpoint: None,
         tags: tags.iter().map(|s| (*s).to_owned()).collect(),
         env: BTreeMap::new(),
+        inputs: Vec::new(),
         builtin: true,
     }
 }
@@ -185,14 +206,57 @@ pub fn builtin_entries() -> Vec<CatalogEntry> {
 
 /// The provider spec deploying `entry` creates: the entry's mode, command,
 /// image, endpoint and description, its env with `env_override` merged over
-/// it, everything else at the defaults. Validated (with a placeholder
+/// it, everything else at the defaults. `env_override` may set only the
+/// entry's declared inputs (anything else would let a deploy change what
+/// runs: `LD_PRELOAD`, `NODE_OPTIONS`, `PATH`, ...), and must set the
+/// required ones the entry's env leaves empty. Validated (with a placeholder
 /// provider id: the caller checks its own); errors name the field.
 pub fn to_spec(
     entry: &CatalogEntry,
     env_override: &BTreeMap<String, String>,
 ) -> Result<ProviderSpec, SpecError> {
+    for name in env_override.keys() {
+        if !entry.inputs.iter().any(|i| &i.name == name) {
+            let declared: Vec<&str> = entry.inputs.iter().map(|i| i.name.as_str()).collect();
+            return Err(SpecError::new(
+                format!("env.{name}"),
+                if declared.is_empty() {
+                    format!(
+                        "catalog entry '{}' declares no inputs; a deploy cannot set env",
+                        entry.entry_id
+                    )
+                } else {
+                    format!(
+                        "not an input of catalog entry '{}' (its inputs: {})",
+                        entry.entry_id,
+                        declared.join(", ")
+                    )
+                },
+            ));
+        }
+    }
+    for input in entry.inputs.iter().filter(|i| i.required) {
+        let given = env_override
+            .get(&input.name)
+            .or_else(|| entry.env.get(&input.name))
+            .is_some_and(|v| !v.is_empty());
+        if !given {
+            return Err(SpecError::new(
+                format!("env.{}", input.name),
+                format!("is a required input of catalog entry '{}'", entry.entry_id),
+            ));
+        }
+    }
     let mut env = entry.env.clone();
     env.extend(env_override.iter().map(|(k, v)| (k.clone(), v.clone())));
+    build_spec(entry, env)
+}
+
+/// The spec of `entry` with `env`, validated with a placeholder id.
+fn build_spec(
+    entry: &CatalogEntry,
+    env: BTreeMap<String, String>,
+) -> Result<ProviderSpec, SpecError> {
     let spec = ProviderSpec {
         mode: entry.mode,
         command: entry.command.clone().unwrap_or_default(),
@@ -249,6 +313,16 @@ impl NewCatalogEntry {
                 ));
             }
         }
+        for (i, input) in self.inputs.iter().enumerate() {
+            hangar_core::spec::validate_env_name(&input.name)
+                .map_err(|message| SpecError::new(format!("inputs[{i}].name"), message))?;
+            if self.inputs[..i].iter().any(|o| o.name == input.name) {
+                return Err(SpecError::new(
+                    format!("inputs[{i}].name"),
+                    format!("`{}` is declared twice", input.name),
+                ));
+            }
+        }
         let entry = CatalogEntry {
             entry_id: self.name.clone(),
             name: self.name,
@@ -260,9 +334,10 @@ impl NewCatalogEntry {
             endpoint: self.endpoint,
             tags: self.tags.into_iter().map(|t| t.trim().to_owned()).collect(),
             env: self.env,
+            inputs: self.inputs,
             builtin: false,
         };
-        to_spec(&entry, &BTreeMap::new())?;
+        build_spec(&entry, entry.env.clone())?;
         Ok(entry)
     }
 }
@@ -464,24 +539,55 @@ mod tests {
                 "entry_id": "mine", "name": "mine", "description": "Mine",
                 "mode": "subprocess", "command": ["my-server", "--flag"],
                 "image": null, "endpoint": null, "tags": ["a"], "env": {},
-                "builtin": false
+                "inputs": [], "builtin": false
             })
         );
     }
 
+    fn input(name: &str, required: bool) -> CatalogInput {
+        CatalogInput {
+            name: name.to_owned(),
+            description: String::new(),
+            required,
+        }
+    }
+
     #[test]
-    fn to_spec_merges_env_override() {
-        let mut e = new_entry("mine", "Mine", &[]).into_entry().expect("valid");
+    fn to_spec_merges_only_declared_inputs() {
+        let mut n = new_entry("mine", "Mine", &[]);
+        n.inputs = vec![input("B", false), input("TOKEN", true)];
+        let mut e = n.into_entry().expect("valid");
         e.env.insert("A".into(), "entry".into());
         e.env.insert("B".into(), "entry".into());
-        let over = BTreeMap::from([("B".to_owned(), "deploy".to_owned())]);
+        let over = BTreeMap::from([
+            ("B".to_owned(), "deploy".to_owned()),
+            ("TOKEN".to_owned(), "t".to_owned()),
+        ]);
         let spec = to_spec(&e, &over).expect("spec");
         assert_eq!(spec.env["A"], "entry");
         assert_eq!(spec.env["B"], "deploy");
         assert_eq!(spec.command, ["my-server", "--flag"]);
         assert_eq!(spec.description.as_deref(), Some("Mine"));
-        let bad = BTreeMap::from([("A=B".to_owned(), "x".to_owned())]);
-        assert_eq!(to_spec(&e, &bad).expect_err("bad env").field, "env.A=B");
+        // Anything not declared is refused, naming it: no LD_PRELOAD, PATH, ...
+        for name in ["A", "LD_PRELOAD", "A=B"] {
+            let bad = BTreeMap::from([
+                (name.to_owned(), "x".to_owned()),
+                ("TOKEN".to_owned(), "t".to_owned()),
+            ]);
+            let err = to_spec(&e, &bad).expect_err("undeclared");
+            assert_eq!(err.field, format!("env.{name}"));
+            assert!(err.message.contains("inputs: B, TOKEN"), "{err}");
+        }
+        // A required input must be given.
+        let err = to_spec(&e, &BTreeMap::new()).expect_err("required");
+        assert_eq!(err.field, "env.TOKEN");
+        // Names are checked, once each.
+        let mut n = new_entry("dup", "d", &[]);
+        n.inputs = vec![input("X", false), input("X", true)];
+        assert_eq!(n.into_entry().expect_err("dup").field, "inputs[1].name");
+        let mut n = new_entry("bad", "d", &[]);
+        n.inputs = vec![input("A=B", false)];
+        assert_eq!(n.into_entry().expect_err("bad").field, "inputs[0].name");
     }
 
     #[test]

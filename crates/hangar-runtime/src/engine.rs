@@ -18,6 +18,7 @@ use crate::provider::{NoticeSink, Provider, ProviderNotice, ProviderSource, Prov
 use crate::store::Store;
 
 mod gate;
+pub use gate::Replier;
 mod reconcile;
 pub use reconcile::{ReconcileReport, ReconcileSet};
 
@@ -31,6 +32,8 @@ pub struct EngineConfig {
     pub tool_separator: String,
     /// Stderr lines kept per provider.
     pub log_capacity: usize,
+    /// Stderr lines per second kept per provider (the rest are counted and dropped).
+    pub log_lines_per_s: u32,
     /// Where providers created over the API are persisted (none: in memory only).
     pub store: Option<Store>,
     /// Where domain events go (none: an in-memory bus).
@@ -48,7 +51,8 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             tool_separator: DEFAULT_SEPARATOR.to_owned(),
-            log_capacity: 1000,
+            log_capacity: hangar_core::config::DEFAULT_MAX_LOG_LINES,
+            log_lines_per_s: hangar_core::config::DEFAULT_LOG_LINES_PER_S,
             store: None,
             events: None,
             record_tool_history: true,
@@ -66,7 +70,7 @@ struct Shared {
     catalog: ArcSwap<Catalog>,
     changes: watch::Sender<u64>,
     separator: String,
-    log_capacity: usize,
+    log_limits: crate::logs::LogLimits,
     store: Option<Store>,
     events: EventBus,
     epoch: Instant,
@@ -102,8 +106,11 @@ impl Engine {
                 catalog: ArcSwap::from_pointee(Catalog::default()),
                 changes,
                 separator: config.tool_separator,
-                log_capacity: config.log_capacity,
-                store: config.store,
+                log_limits: crate::logs::LogLimits {
+                    capacity: config.log_capacity,
+                    lines_per_s: config.log_lines_per_s,
+                },
+                store: config.store.clone(),
                 events,
                 epoch: Instant::now(),
                 started_wall: std::time::Instant::now(),
@@ -115,6 +122,7 @@ impl Engine {
                         Arc::new(tokio::sync::Semaphore::new(config.max_running_providers))
                     }),
                     max_running: config.max_running_providers,
+                    ledger: config.store.clone(),
                 },
                 gate,
             }),
@@ -136,6 +144,26 @@ impl Engine {
     /// The store, if any.
     pub fn store(&self) -> Option<&Store> {
         self.shared.store.as_ref()
+    }
+
+    /// Kills the provider processes an earlier run of this server (same data
+    /// directory) left behind when it was killed without stopping them:
+    /// their process groups were recorded at spawn. Returns how many
+    /// processes were killed. Call before any provider starts.
+    pub async fn sweep_strays(&self) -> Result<usize, RuntimeError> {
+        let Some(store) = &self.shared.store else {
+            return Ok(0);
+        };
+        let mut killed = 0;
+        for (provider, record) in store.process_groups().await? {
+            let n = crate::process::sweep_group(record);
+            if n > 0 {
+                tracing::warn!(provider = %provider, pgid = record.pgid, processes = n, "killed provider processes left by an earlier run");
+            }
+            killed += n;
+            store.forget_process_group(record.pgid).await?;
+        }
+        Ok(killed)
     }
 
     fn notice_sink(&self) -> NoticeSink {
@@ -288,7 +316,7 @@ impl Engine {
             id,
             spec,
             source,
-            self.shared.log_capacity,
+            self.shared.log_limits,
             self.shared.epoch,
             self.notice_sink(),
             self.shared.start.clone(),
@@ -581,8 +609,12 @@ impl Engine {
 
     /// Deletes the events of `stream_id` covered by its latest snapshot
     /// (after storing every event emitted so far). `None` when the stream has
-    /// no snapshot (or there is no store); else the number deleted.
+    /// no snapshot (or there is no store); else the number deleted. The audit
+    /// trail is append-only and cannot be compacted.
     pub async fn compact(&self, stream_id: &str) -> Result<Option<u64>, RuntimeError> {
+        if crate::events::is_append_only(stream_id) {
+            return Err(RuntimeError::AppendOnly(stream_id.to_owned()));
+        }
         let Some(store) = &self.shared.store else {
             return Ok(None);
         };
@@ -711,17 +743,33 @@ impl Backend for Engine {
         self.shared.changes.subscribe()
     }
 
-    fn tool_verdict(
+    fn verdict(
         &self,
+        kind: hangar_core::PolicyKind,
         caller: Option<&str>,
         roles: &[String],
         provider: &str,
-        tool: &str,
+        name: &str,
     ) -> hangar_core::Effect {
-        self.shared
-            .gate
-            .policies
-            .verdict(caller, roles, provider, tool)
+        let policies = &self.shared.gate.policies;
+        if policies.is_empty() {
+            return hangar_core::Effect::Allow;
+        }
+        // A group's call may reach any member: their policies apply too.
+        let spec = self.groups().get(provider).map(|g| g.spec());
+        match spec {
+            Some(spec) => {
+                let mut ids: Vec<&str> = Vec::with_capacity(spec.members.len() + 1);
+                ids.push(provider);
+                ids.extend(spec.members.iter().map(|m| m.provider.as_str()));
+                policies.verdict(kind, caller, roles, &ids, name)
+            }
+            None => policies.verdict(kind, caller, roles, &[provider], name),
+        }
+    }
+
+    fn arguments_digest(&self, arguments: Option<&hangar_mcp::rmcp::model::JsonObject>) -> String {
+        hangar_mcp::arguments_digest(&self.shared.gate.digest_key()[..], arguments)
     }
 
     fn request_approval(

@@ -48,6 +48,12 @@ pub enum RuntimeError {
         "provider '{provider}' cannot start: {limit} providers are already running (server.max_running_providers); stop one or raise the limit"
     )]
     AtCapacity { provider: String, limit: usize },
+    /// The stream keeps every event (the audit trail): only its configured
+    /// retention removes records, and that removal is itself recorded.
+    #[error(
+        "stream '{0}' is append-only: only server.audit_retention removes its records (and records that it did)"
+    )]
+    AppendOnly(String),
 }
 
 impl RuntimeError {
@@ -59,7 +65,8 @@ impl RuntimeError {
             | Self::InvalidSpec(_)
             | Self::InUse { .. }
             | Self::GroupNotFound(_)
-            | Self::MemberNotFound { .. } => ErrorOrigin::Downstream,
+            | Self::MemberNotFound { .. }
+            | Self::AppendOnly(_) => ErrorOrigin::Downstream,
             Self::Spawn { .. } | Self::StartTimeout { .. } | Self::Upstream(_) => {
                 ErrorOrigin::Upstream
             }

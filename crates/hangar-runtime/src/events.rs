@@ -22,8 +22,24 @@ const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The stream holding audit records.
 pub const AUDIT_STREAM: &str = "audit";
+/// The record of retention removing audit records:
+/// `{event_type, deleted, retention}`.
+pub const AUDIT_PRUNED: &str = "AuditPruned";
 /// The audit record types (each kept up to `audit_retention`).
-pub const AUDIT_EVENT_TYPES: [&str; 3] = ["ToolCallAudited", "AdminChange", "SecurityEvent"];
+pub const AUDIT_EVENT_TYPES: [&str; 6] = [
+    "ToolCallAudited",
+    "ResourceReadAudited",
+    "PromptGetAudited",
+    "AdminChange",
+    "SecurityEvent",
+    AUDIT_PRUNED,
+];
+
+/// Whether `stream_id` is part of the audit trail, which nothing but its
+/// configured retention deletes from (compaction refuses it).
+pub fn is_append_only(stream_id: &str) -> bool {
+    stream_id == AUDIT_STREAM || stream_id == crate::approvals::APPROVALS_STREAM
+}
 
 /// How the event store keeps its size bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,29 +111,29 @@ impl EventBus {
                     Err(e) => tracing::warn!(error = %e, "could not read event stream versions"),
                 }
                 let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(write_batches(store, rx, settings));
-                Some(tx)
+                Some((tx, rx, store))
             }
             None => None,
         };
+        let versions = Arc::new(Mutex::new(versions));
+        let writer = writer.map(|(tx, rx, store)| {
+            let own = Self {
+                versions: versions.clone(),
+                writer: None,
+                live: live.clone(),
+            };
+            tokio::spawn(write_batches(store, rx, settings, own));
+            tx
+        });
         Self {
-            versions: Arc::new(Mutex::new(versions)),
+            versions,
             writer,
             live,
         }
     }
 
-    /// A bus that keeps nothing (live subscribers only).
-    pub fn in_memory() -> Self {
-        Self {
-            versions: Arc::new(Mutex::new(HashMap::new())),
-            writer: None,
-            live: broadcast::channel(1024).0,
-        }
-    }
-
-    /// Records an event on `stream_id` (never blocks).
-    pub fn emit(&self, stream_id: String, event_type: &'static str, payload: Value) {
+    /// Numbers and broadcasts an event (without queueing it for the writer).
+    fn next(&self, stream_id: String, event_type: &'static str, payload: Value) -> DomainEvent {
         let version = {
             let mut v = crate::lock(&self.versions);
             let n = v.entry(stream_id.clone()).or_insert(0);
@@ -132,6 +148,21 @@ impl EventBus {
             time: crate::now_rfc3339(),
         };
         let _ = self.live.send(event.clone());
+        event
+    }
+
+    /// A bus that keeps nothing (live subscribers only).
+    pub fn in_memory() -> Self {
+        Self {
+            versions: Arc::new(Mutex::new(HashMap::new())),
+            writer: None,
+            live: broadcast::channel(1024).0,
+        }
+    }
+
+    /// Records an event on `stream_id` (never blocks).
+    pub fn emit(&self, stream_id: String, event_type: &'static str, payload: Value) {
+        let event = self.next(stream_id, event_type, payload);
         if let Some(w) = &self.writer
             && w.send(Msg::Event(event)).is_err()
         {
@@ -159,6 +190,7 @@ async fn write_batches(
     store: Store,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     settings: EventStoreSettings,
+    bus: EventBus,
 ) {
     let history_retention = settings.history_retention;
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -231,13 +263,33 @@ async fn write_batches(
         if audit_since_prune >= audit_prune_every || (audit_since_prune > 0 && !flushes.is_empty())
         {
             audit_since_prune = 0;
+            let mut records = Vec::new();
             for t in AUDIT_EVENT_TYPES {
-                if let Err(e) = store
+                match store
                     .prune_events(vec![AUDIT_STREAM.to_owned()], t, settings.audit_retention)
                     .await
                 {
-                    tracing::warn!(error = %e, "could not prune the audit stream");
+                    // Retention is the only thing that removes audit records,
+                    // and it says so in the trail itself.
+                    Ok(deleted) if deleted > 0 && t != AUDIT_PRUNED => {
+                        records.push(bus.next(
+                            AUDIT_STREAM.to_owned(),
+                            AUDIT_PRUNED,
+                            serde_json::json!({
+                                "event_type": t,
+                                "deleted": deleted,
+                                "retention": settings.audit_retention,
+                            }),
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not prune the audit stream"),
                 }
+            }
+            if !records.is_empty()
+                && let Err(e) = store.append_events(records).await
+            {
+                tracing::error!(error = %e, "could not record the audit retention");
             }
         }
         let due: Vec<String> = since_snapshot

@@ -10,6 +10,7 @@
 //! - [`logs`]: the bounded stderr ring.
 //! - [`secrets`]: encrypted secrets and their injection into provider env.
 //! - [`store`]: the SQLite store.
+//! - [`files`]: bounded reads of config files; the private data directory.
 //!
 //! API boundary: this crate knows nothing about HTTP.
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@ pub mod catalog;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod group;
 pub mod logs;
 pub mod policies;
@@ -30,13 +32,13 @@ pub mod secrets;
 pub mod store;
 
 pub use catalog::{CatalogEntry, CatalogError, CatalogService, NewCatalogEntry};
-pub use engine::{Engine, EngineConfig, ReconcileReport, ReconcileSet, TOOL_INVOCATION};
+pub use engine::{Engine, EngineConfig, ReconcileReport, ReconcileSet, Replier, TOOL_INVOCATION};
 pub use error::{RuntimeError, StoreError};
 pub use events::{DomainEvent, EventBus, EventStoreSettings};
 pub use group::{Group, GroupStatus, MemberStatus};
 pub use logs::LogLine;
 pub use provider::{HealthRecord, Provider, ProviderSource, ProviderStatus};
-pub use secrets::{EnvResolver, MasterKey, SecretError, SecretInfo, Secrets};
+pub use secrets::{EnvResolver, MasterKey, Sealer, SecretError, SecretInfo, Secrets};
 pub use store::{Snapshot, Store, StoredEvent, StoredKey, StoredSecret};
 
 use std::sync::{Mutex, MutexGuard};

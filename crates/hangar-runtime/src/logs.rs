@@ -1,11 +1,67 @@
-//! The bounded stderr ring of one provider.
+//! The bounded stderr ring of one provider, with a line budget: a provider
+//! that floods stderr costs a bounded amount of work (lines past the budget
+//! are counted with a byte scan and dropped, never parsed or stored).
 
 use std::collections::VecDeque;
 
 use serde::Serialize;
+use tokio::time::Instant;
 
 /// Longest stderr line kept; the rest of a longer line is cut off.
 pub const MAX_LINE_BYTES: usize = 8 * 1024;
+
+/// How much of a provider's stderr is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// Lines kept (the ring's size).
+    pub capacity: usize,
+    /// Lines per second kept (also the burst); the rest are dropped and counted.
+    pub lines_per_s: u32,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        Self {
+            capacity: hangar_core::config::DEFAULT_MAX_LOG_LINES,
+            lines_per_s: hangar_core::config::DEFAULT_LOG_LINES_PER_S,
+        }
+    }
+}
+
+/// A token bucket of lines.
+#[derive(Debug)]
+struct Budget {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Budget {
+    fn new(lines_per_s: u32) -> Self {
+        let rate = f64::from(lines_per_s.max(1));
+        Self {
+            rate,
+            tokens: rate,
+            last: Instant::now(),
+        }
+    }
+
+    fn refill(&mut self) {
+        let now = Instant::now();
+        let secs = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + secs * self.rate).min(self.rate);
+    }
+
+    fn take(&mut self) -> bool {
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// One stderr line.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -29,35 +85,77 @@ pub struct LogRing {
     lines: VecDeque<LogLine>,
     partial: Vec<u8>,
     truncating: bool,
+    budget: Budget,
+    /// Lines dropped over the budget since start.
+    dropped_total: u64,
+    /// Dropped lines not yet reported by a note in the ring.
+    dropped_unreported: u64,
 }
 
 impl LogRing {
     /// An empty ring.
-    pub fn new(provider: &str, capacity: usize) -> Self {
+    pub fn new(provider: &str, limits: LogLimits) -> Self {
         Self {
             provider: provider.to_owned(),
-            capacity: capacity.max(1),
+            capacity: limits.capacity.max(1),
             lines: VecDeque::new(),
             partial: Vec::new(),
             truncating: false,
+            budget: Budget::new(limits.lines_per_s),
+            dropped_total: 0,
+            dropped_unreported: 0,
         }
     }
 
-    /// Feeds a chunk of raw stderr bytes.
-    pub fn push_chunk(&mut self, chunk: &[u8]) {
+    /// Feeds a chunk of raw stderr bytes. Returns how many lines it dropped
+    /// over the budget (the reader backs off when it drops).
+    pub fn push_chunk(&mut self, chunk: &[u8]) -> u64 {
+        self.budget.refill();
         let mut rest = chunk;
-        while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
+        let mut dropped = 0;
+        while let Some(pos) = memchr::memchr(b'\n', rest) {
+            if !self.budget.take() {
+                // Over budget: count the rest of the chunk's lines, keep none.
+                let lines = 1 + memchr::memchr_iter(b'\n', &rest[pos + 1..]).count() as u64;
+                dropped += lines;
+                self.partial.clear();
+                self.truncating = false;
+                rest = memchr::memrchr(b'\n', rest).map_or(rest, |last| &rest[last + 1..]);
+                break;
+            }
+            if self.dropped_unreported > 0 {
+                self.report_dropped();
+            }
             self.extend_partial(&rest[..pos]);
             self.finish_line();
             rest = &rest[pos + 1..];
         }
         self.extend_partial(rest);
+        self.dropped_total += dropped;
+        self.dropped_unreported += dropped;
+        dropped
     }
 
-    /// Flushes a last line without a newline (at process exit).
+    fn report_dropped(&mut self) {
+        let n = std::mem::take(&mut self.dropped_unreported);
+        self.push_line(format!(
+            "[hangar] {n} stderr lines dropped: over server.log_lines_per_s"
+        ));
+    }
+
+    /// Lines dropped over the budget since the provider's ring was made.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_total
+    }
+
+    /// Flushes a last line without a newline (at process exit), and says
+    /// how many lines were dropped since the last such note.
     pub fn flush(&mut self) {
         if !self.partial.is_empty() || self.truncating {
             self.finish_line();
+        }
+        if self.dropped_unreported > 0 {
+            self.report_dropped();
         }
     }
 
@@ -116,9 +214,56 @@ impl LogRing {
 mod tests {
     use super::*;
 
+    fn limits(capacity: usize) -> LogLimits {
+        LogLimits {
+            capacity,
+            lines_per_s: 1000,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_is_dropped_and_counted_past_the_budget() {
+        let mut r = LogRing::new(
+            "p",
+            LogLimits {
+                capacity: 100,
+                lines_per_s: 10,
+            },
+        );
+        let flood = b"spam\n".repeat(1000);
+        assert_eq!(r.push_chunk(&flood), 990);
+        assert_eq!(r.dropped(), 990);
+        assert_eq!(r.tail(100).len(), 10);
+        // A second later the budget is back; the drop is reported first.
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        assert_eq!(r.push_chunk(b"hello\n"), 0);
+        let t: Vec<_> = r.tail(2).into_iter().map(|l| l.line).collect();
+        assert_eq!(
+            t,
+            [
+                "[hangar] 990 stderr lines dropped: over server.log_lines_per_s",
+                "hello"
+            ]
+        );
+        // The line still open when the budget ran out goes on in the next chunk.
+        let mut r = LogRing::new(
+            "p",
+            LogLimits {
+                capacity: 10,
+                lines_per_s: 1,
+            },
+        );
+        assert_eq!(r.push_chunk(b"a\nb\nc"), 1);
+        tokio::time::advance(std::time::Duration::from_secs(5)).await;
+        r.push_chunk(b"d\n");
+        let t: Vec<_> = r.tail(10).into_iter().map(|l| l.line).collect();
+        assert_eq!(t[0], "a");
+        assert_eq!(t.last().map(String::as_str), Some("cd"));
+    }
+
     #[test]
     fn splits_chunks_across_boundaries() {
-        let mut r = LogRing::new("p", 10);
+        let mut r = LogRing::new("p", limits(10));
         r.push_chunk(b"hel");
         r.push_chunk(b"lo\nwor");
         r.push_chunk(b"ld\r\n\n");
@@ -128,7 +273,7 @@ mod tests {
 
     #[test]
     fn non_utf8_and_long_lines() {
-        let mut r = LogRing::new("p", 10);
+        let mut r = LogRing::new("p", limits(10));
         r.push_chunk(&[0xff, 0xfe, b'a', b'\n']);
         let long = vec![b'x'; MAX_LINE_BYTES * 2 + 5];
         r.push_chunk(&long);
@@ -142,7 +287,7 @@ mod tests {
 
     #[test]
     fn bounded() {
-        let mut r = LogRing::new("p", 3);
+        let mut r = LogRing::new("p", limits(3));
         for i in 0..10 {
             r.push_chunk(format!("{i}\n").as_bytes());
         }

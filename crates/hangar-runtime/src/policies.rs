@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use hangar_core::{Effect, PolicyError, Subject, ToolPolicy, evaluate};
+use hangar_core::{Effect, PolicyError, PolicyKind, Subject, ToolPolicy, evaluate_kind};
 use serde::Serialize;
 
 use crate::error::StoreError;
@@ -51,6 +51,9 @@ pub enum GateError {
     /// The answer does not fit what was asked.
     #[error("invalid answer: {0}")]
     InvalidAnswer(String),
+    /// The one answering may not give this answer.
+    #[error("{0}")]
+    Forbidden(String),
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -81,6 +84,11 @@ impl Policies {
         }
     }
 
+    /// Whether no policy is in force (every verdict is allow).
+    pub fn is_empty(&self) -> bool {
+        self.from_specs.load().is_empty() && self.stored.load().is_empty()
+    }
+
     /// Replaces the policies that come from provider specs.
     pub fn set_from_specs(&self, policies: Vec<ToolPolicy>) {
         self.from_specs.store(Arc::new(policies));
@@ -98,14 +106,18 @@ impl Policies {
         Ok(n)
     }
 
-    /// The effect for `principal` (with `roles`) calling `tool` of `provider`:
-    /// deny > ask > allow among matching policies, allow when none matches.
+    /// The effect for `principal` (with `roles`) on `name` (a tool, resource
+    /// URI or prompt, by `kind`) of `providers[0]`: deny > ask > allow among
+    /// matching policies, allow when none matches. The other `providers` are
+    /// a group's members: their policies apply too (the strictest effect
+    /// wins), so a group never lifts what a member's policy says.
     pub fn verdict(
         &self,
+        kind: PolicyKind,
         principal: Option<&str>,
         roles: &[String],
-        provider: &str,
-        tool: &str,
+        providers: &[&str],
+        name: &str,
     ) -> Effect {
         let specs = self.from_specs.load();
         let stored = self.stored.load();
@@ -113,24 +125,33 @@ impl Policies {
             return Effect::Allow;
         }
         let principal = principal.unwrap_or_default();
-        let effect = evaluate(
-            specs.iter().chain(stored.iter()),
-            principal,
-            roles,
-            provider,
-            tool,
-            Effect::Allow,
-        )
-        .effect;
+        let effect = providers
+            .iter()
+            .map(|provider| {
+                evaluate_kind(
+                    specs.iter().chain(stored.iter()),
+                    kind,
+                    principal,
+                    roles,
+                    provider,
+                    name,
+                    Effect::Allow,
+                )
+                .effect
+            })
+            .max()
+            .unwrap_or(Effect::Allow);
         // An approval remembered with `always` (this principal allowed on
-        // exactly this provider and tool) answers the asks that follow; a
+        // exactly this provider and name) answers the asks that follow; a
         // deny still wins.
         if effect == Effect::Ask
             && !principal.is_empty()
+            && let Some(asked) = providers.first()
             && stored.iter().any(|p| {
                 p.effect == Effect::Allow
-                    && p.provider_glob == provider
-                    && p.tool_glob == tool
+                    && p.kind == kind
+                    && p.provider_glob == *asked
+                    && p.tool_glob == name
                     && matches!(&p.subject, Subject::Principal(id) if id == principal)
             })
         {
@@ -139,13 +160,16 @@ impl Policies {
         effect
     }
 
-    /// The policies written for exactly this glob pair, spec ones first.
+    /// The policies of `kind` written for exactly this glob pair, spec ones first.
     pub fn for_pair(
         &self,
+        kind: PolicyKind,
         provider_glob: &str,
         tool_glob: &str,
     ) -> Vec<(ToolPolicy, PolicySource)> {
-        let same = |p: &&ToolPolicy| p.provider_glob == provider_glob && p.tool_glob == tool_glob;
+        let same = |p: &&ToolPolicy| {
+            p.kind == kind && p.provider_glob == provider_glob && p.tool_glob == tool_glob
+        };
         let specs = self.from_specs.load();
         let stored = self.stored.load();
         specs
@@ -182,17 +206,19 @@ impl Policies {
         Ok(created)
     }
 
-    /// Deletes the API policies of a glob pair (only `subject`'s when given);
-    /// returns how many.
+    /// Deletes the API policies of `kind` of a glob pair (only `subject`'s
+    /// when given); returns how many.
     pub async fn delete(
         &self,
+        kind: PolicyKind,
         provider_glob: &str,
         tool_glob: &str,
         subject: Option<&Subject>,
     ) -> Result<u64, GateError> {
         let _w = self.writes.lock().await;
         let gone = |p: &ToolPolicy| {
-            p.provider_glob == provider_glob
+            p.kind == kind
+                && p.provider_glob == provider_glob
                 && p.tool_glob == tool_glob
                 && subject.is_none_or(|s| &p.subject == s)
         };
@@ -200,7 +226,7 @@ impl Policies {
         let n = match &self.store {
             Some(store) => {
                 store
-                    .delete_tool_policies(provider_glob, tool_glob, subject)
+                    .delete_tool_policies(kind, provider_glob, tool_glob, subject)
                     .await?
             }
             None => current.iter().filter(|p| gone(p)).count() as u64,
@@ -212,7 +238,10 @@ impl Policies {
 }
 
 fn same_key(a: &ToolPolicy, b: &ToolPolicy) -> bool {
-    a.provider_glob == b.provider_glob && a.tool_glob == b.tool_glob && a.subject == b.subject
+    a.kind == b.kind
+        && a.provider_glob == b.provider_glob
+        && a.tool_glob == b.tool_glob
+        && a.subject == b.subject
 }
 
 #[cfg(test)]
@@ -228,7 +257,7 @@ mod tests {
         let policies = Policies::new(None);
         let roles = vec!["dev".to_owned()];
         assert_eq!(
-            policies.verdict(Some("a"), &roles, "fx", "echo"),
+            policies.verdict(PolicyKind::Tool, Some("a"), &roles, &["fx"], "echo"),
             Effect::Allow
         );
         policies.set_from_specs(vec![p(
@@ -238,11 +267,17 @@ mod tests {
             Effect::Ask,
         )]);
         assert_eq!(
-            policies.verdict(Some("a"), &roles, "fx", "echo"),
+            policies.verdict(PolicyKind::Tool, Some("a"), &roles, &["fx"], "echo"),
             Effect::Ask
         );
         assert_eq!(
-            policies.verdict(Some("a"), &[] as &[String], "fx", "echo"),
+            policies.verdict(
+                PolicyKind::Tool,
+                Some("a"),
+                &[] as &[String],
+                &["fx"],
+                "echo"
+            ),
             Effect::Allow
         );
         assert!(
@@ -258,13 +293,31 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(
-            policies.verdict(Some("a"), &roles, "fx", "echo"),
+            policies.verdict(PolicyKind::Tool, Some("a"), &roles, &["fx"], "echo"),
             Effect::Deny
         );
-        assert_eq!(policies.for_pair("*", "echo").len(), 1);
-        assert_eq!(policies.delete("*", "echo", None).await.unwrap(), 1);
+        assert_eq!(policies.for_pair(PolicyKind::Tool, "*", "echo").len(), 1);
+        assert!(
+            policies
+                .for_pair(PolicyKind::Resource, "*", "echo")
+                .is_empty()
+        );
         assert_eq!(
-            policies.verdict(Some("a"), &roles, "fx", "echo"),
+            policies
+                .delete(PolicyKind::Resource, "*", "echo", None)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            policies
+                .delete(PolicyKind::Tool, "*", "echo", None)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            policies.verdict(PolicyKind::Tool, Some("a"), &roles, &["fx"], "echo"),
             Effect::Ask
         );
         assert!(
@@ -272,6 +325,68 @@ mod tests {
                 .put(p("", "echo", Subject::Principal("a".into()), Effect::Deny))
                 .await
                 .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_group_never_lifts_a_member_policy_and_kinds_stay_apart() {
+        let policies = Policies::new(None);
+        let dev = vec!["developer".to_owned()];
+        policies.set_from_specs(vec![
+            p(
+                "member",
+                "echo",
+                Subject::Role("developer".into()),
+                Effect::Deny,
+            ),
+            p(
+                "*",
+                "file:///etc/*",
+                Subject::Role("developer".into()),
+                Effect::Deny,
+            )
+            .with_kind(PolicyKind::Resource),
+        ]);
+        // The group itself says nothing; its member denies.
+        let group = ["pool", "member", "other"];
+        assert_eq!(
+            policies.verdict(PolicyKind::Tool, Some("d"), &dev, &group, "echo"),
+            Effect::Deny
+        );
+        assert_eq!(
+            policies.verdict(
+                PolicyKind::Tool,
+                Some("d"),
+                &dev,
+                &["pool", "other"],
+                "echo"
+            ),
+            Effect::Allow
+        );
+        // A resource policy does not touch tools of the same name, and back.
+        assert_eq!(
+            policies.verdict(
+                PolicyKind::Resource,
+                Some("d"),
+                &dev,
+                &["fs"],
+                "file:///etc/passwd"
+            ),
+            Effect::Deny
+        );
+        assert_eq!(
+            policies.verdict(
+                PolicyKind::Tool,
+                Some("d"),
+                &dev,
+                &["fs"],
+                "file:///etc/passwd"
+            ),
+            Effect::Allow
+        );
+        assert_eq!(
+            policies.verdict(PolicyKind::Resource, Some("d"), &dev, &["member"], "echo"),
+            Effect::Allow
         );
     }
 }

@@ -16,10 +16,14 @@ use tokio_process_stream::{Item, ProcessChunkStream};
 use crate::error::RuntimeError;
 use crate::logs::LogRing;
 use crate::provider::STOP_GRACE;
+use crate::store::Store;
 
 /// Variables passed through from Hangar's own environment; everything else a
 /// provider sees comes from its spec.
 pub const INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER"];
+
+/// Pause between stderr reads of a provider writing past its line budget.
+const FLOOD_BACKOFF: Duration = Duration::from_millis(20);
 
 /// How a process ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +39,76 @@ pub struct ChildProcess {
     pub pid: i32,
     /// Becomes `Some` once the process has exited and been reaped.
     pub exited: watch::Receiver<Option<ExitInfo>>,
+    /// Where the process group is recorded until it is gone, so a server
+    /// killed with SIGKILL finds its strays at the next start.
+    ledger: Option<Store>,
+}
+
+/// The process group's record: its id and its leader's start time (clock
+/// ticks since boot, from `/proc/<pid>/stat`), which tells the leader from a
+/// later process that reused its pid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupRecord {
+    /// Process group id (the leader's pid).
+    pub pgid: i32,
+    /// The leader's start time.
+    pub start_ticks: u64,
+}
+
+/// Fields of `/proc/<pid>/stat` after the command name: (pgrp, starttime).
+fn stat_of(pid: i32) -> Option<(i32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // state ppid pgrp ... starttime is the 20th field after the name.
+    let pgrp = fields.get(2)?.parse().ok()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((pgrp, start))
+}
+
+/// Live processes (not zombies) whose process group is `pgid`.
+fn members_of(pgid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, r)| r.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(true);
+            !zombie && stat_of(*pid).is_some_and(|(pgrp, _)| pgrp == pgid)
+        })
+        .collect()
+}
+
+/// Kills what is left of a provider's process group recorded by an earlier
+/// run of this server (one that was killed before it could stop its
+/// providers): grandchildren keep the group alive after the leader exits.
+/// A live leader must be the recorded one (same start time); a group whose
+/// leader is gone can only be the recorded one (the kernel does not reuse a
+/// pid while a group of that id has members). Returns how many processes
+/// were killed.
+pub fn sweep_group(record: GroupRecord) -> usize {
+    let members = members_of(record.pgid);
+    if members.is_empty() {
+        return 0;
+    }
+    if let Some((pgrp, start)) = stat_of(record.pgid)
+        && pgrp == record.pgid
+        && start != record.start_ticks
+    {
+        // Another process leads a group of that id now: not ours.
+        return 0;
+    }
+    match killpg(Pid::from_raw(record.pgid), Signal::SIGKILL) {
+        Ok(()) => members.len(),
+        Err(_) => 0,
+    }
 }
 
 /// The MCP pipes of a freshly spawned process.
@@ -48,12 +122,13 @@ pub struct ChildPipes {
 /// Spawns `argv` in its own process group with exactly the given environment
 /// (plus [`INHERITED_ENV`]), and starts a task that reads stderr into `logs`
 /// and reaps the process.
-pub fn spawn(
+pub async fn spawn(
     provider: &str,
     argv: &[String],
     env: &BTreeMap<String, String>,
     cwd: Option<&str>,
     logs: Arc<Mutex<LogRing>>,
+    ledger: Option<Store>,
 ) -> Result<(ChildProcess, ChildPipes), RuntimeError> {
     let (program, args) = argv.split_first().ok_or_else(|| RuntimeError::Spawn {
         provider: provider.to_owned(),
@@ -101,7 +176,12 @@ pub fn spawn(
         while let Some(item) = stream.next().await {
             match item {
                 Item::Stderr(chunk) => {
-                    crate::lock(&logs).push_chunk(&chunk);
+                    let dropped = crate::lock(&logs).push_chunk(&chunk);
+                    if dropped > 0 {
+                        // Flooding: read less often, so the flood costs
+                        // little CPU here (the pipe fills, the provider waits).
+                        tokio::time::sleep(FLOOD_BACKOFF).await;
+                    }
                 }
                 Item::Stdout(_) => {}
                 Item::Done(status) => {
@@ -124,10 +204,25 @@ pub fn spawn(
         tracing::debug!(provider = %provider_id, pid, cause = %exit.description, "provider process reaped");
         let _ = exit_tx.send(Some(exit));
     });
+    if let Some(store) = &ledger
+        && let Some((_, start_ticks)) = stat_of(pid)
+        && let Err(e) = store
+            .record_process_group(
+                provider,
+                GroupRecord {
+                    pgid: pid,
+                    start_ticks,
+                },
+            )
+            .await
+    {
+        tracing::warn!(provider = %provider, error = %e, "could not record the process group");
+    }
     Ok((
         ChildProcess {
             pid,
             exited: exit_rx,
+            ledger,
         },
         ChildPipes { stdin, stdout },
     ))
@@ -169,8 +264,18 @@ impl ChildProcess {
     }
 
     /// SIGTERM to the whole process group, SIGKILL after `grace`, then waits
-    /// until the process is reaped.
+    /// until the process is reaped; the group's record is dropped then.
     pub async fn terminate(&self, grace: Duration) -> ExitInfo {
+        let info = self.terminate_group(grace).await;
+        if let Some(store) = &self.ledger
+            && let Err(e) = store.forget_process_group(self.pid).await
+        {
+            tracing::warn!(pid = self.pid, error = %e, "could not drop the process group's record");
+        }
+        info
+    }
+
+    async fn terminate_group(&self, grace: Duration) -> ExitInfo {
         if self.has_exited() {
             // The leader is gone; still sweep any grandchildren left in its group.
             let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);

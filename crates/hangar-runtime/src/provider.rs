@@ -112,6 +112,9 @@ pub(crate) struct StartContext {
     pub(crate) slots: Option<Arc<tokio::sync::Semaphore>>,
     /// The cap, for messages.
     pub(crate) max_running: usize,
+    /// Where running process groups are recorded (swept at the next start
+    /// if the server is killed).
+    pub(crate) ledger: Option<crate::store::Store>,
 }
 
 impl Live {
@@ -164,7 +167,7 @@ impl Provider {
         id: &str,
         spec: ProviderSpec,
         source: ProviderSource,
-        log_capacity: usize,
+        log_limits: crate::logs::LogLimits,
         epoch: Instant,
         notices: NoticeSink,
         start: StartContext,
@@ -177,7 +180,7 @@ impl Provider {
             machine: Mutex::new(machine),
             live: ArcSwapOption::empty(),
             listing: ArcSwapOption::empty(),
-            logs: Arc::new(Mutex::new(LogRing::new(id, log_capacity))),
+            logs: Arc::new(Mutex::new(LogRing::new(id, log_limits))),
             lifecycle: tokio::sync::Mutex::new(()),
             in_flight: Arc::new(AtomicUsize::new(0)),
             last_used_ms: Arc::new(AtomicU64::new(0)),
@@ -251,6 +254,11 @@ impl Provider {
     /// The last `n` stderr lines.
     pub fn logs(&self, n: usize) -> Vec<LogLine> {
         crate::lock(&self.logs).tail(n)
+    }
+
+    /// Stderr lines dropped over `server.log_lines_per_s` so far.
+    pub fn logs_dropped(&self) -> u64 {
+        crate::lock(&self.logs).dropped()
     }
 
     /// Health check history, oldest first.
@@ -434,7 +442,9 @@ impl Provider {
             resolved.as_ref().unwrap_or(&spec.env),
             spec.cwd.as_deref(),
             self.logs.clone(),
-        );
+            self.start.ledger.clone(),
+        )
+        .await;
         if let Some(env) = &mut resolved {
             crate::secrets::wipe(env);
         }

@@ -250,6 +250,23 @@ impl MasterKey {
         &self.origin
     }
 
+    /// A key for another purpose, derived from this one (HMAC-SHA256 of
+    /// `label`): the same on every start and every replica sharing the
+    /// master key, unrelated to the encryption key itself.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        use hmac::Mac;
+        match <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.bytes[..]) {
+            Ok(mut mac) => {
+                mac.update(label.as_bytes());
+                mac.finalize().into_bytes().into()
+            }
+            // HMAC takes keys of every length; unreachable in practice, and
+            // a zero key would only weaken what the label keys, never leak
+            // the master key.
+            Err(_) => [0u8; 32],
+        }
+    }
+
     /// Parses 32 bytes written as 64 hex digits or as base64 (standard or
     /// URL-safe alphabet, padding optional). Surrounding whitespace is
     /// ignored; anything else is refused.
@@ -442,6 +459,62 @@ impl std::fmt::Debug for Secrets {
 
 fn aad(name: &str) -> Vec<u8> {
     format!("hangar/secret/v1/{name}").into_bytes()
+}
+
+/// What a sealed row starts with.
+const SEALED_PREFIX: &str = "enc1:";
+
+/// Encrypts stored rows that may hold credentials written as literal values
+/// (provider specs with env and headers, catalog entries), under a key derived
+/// from the master key; each row's ciphertext is bound to its table and id.
+#[derive(Clone)]
+pub struct Sealer {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer")
+    }
+}
+
+impl Sealer {
+    /// The sealer of rows at rest for `master`.
+    pub fn new(master: &MasterKey) -> Result<Self, SecretError> {
+        let key = Zeroizing::new(master.derive("hangar/rows-at-rest/v1"));
+        let cipher =
+            Aes256Gcm::new_from_slice(&key[..]).map_err(|_| SecretError::BadMasterKey {
+                origin: master.origin.clone(),
+                reason: "not a 256-bit key".into(),
+            })?;
+        Ok(Self { cipher })
+    }
+
+    /// `enc1:` and the base64 of nonce and ciphertext of `plain`, bound to `row`.
+    pub fn seal(&self, row: &str, plain: &str) -> Result<String, SecretError> {
+        let sealed = encrypt(&self.cipher, row, plain.as_bytes())?;
+        Ok(format!(
+            "{SEALED_PREFIX}{}",
+            base64::engine::general_purpose::STANDARD.encode(sealed)
+        ))
+    }
+
+    /// Whether stored text is sealed.
+    pub fn is_sealed(text: &str) -> bool {
+        text.starts_with(SEALED_PREFIX)
+    }
+
+    /// The plain text of a row [`Sealer::seal`] made (bound to the same `row`).
+    pub fn open(&self, row: &str, text: &str) -> Result<Zeroizing<String>, SecretError> {
+        let fail = || SecretError::Decrypt {
+            name: row.to_owned(),
+        };
+        let body = text.strip_prefix(SEALED_PREFIX).ok_or_else(fail)?;
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|_| fail())?;
+        decrypt(&self.cipher, row, &data)
+    }
 }
 
 fn encrypt(cipher: &Aes256Gcm, name: &str, value: &[u8]) -> Result<Vec<u8>, SecretError> {

@@ -12,6 +12,7 @@ use hangar_core::{GroupSpec, ProviderSpec};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::StoreError;
+use crate::secrets::Sealer;
 
 mod policies;
 
@@ -65,7 +66,8 @@ CREATE TABLE IF NOT EXISTS tool_policies (
     subject_id TEXT NOT NULL,
     effect TEXT NOT NULL,
     created_at TEXT NOT NULL,
-    PRIMARY KEY (provider_glob, tool_glob, subject_kind, subject_id)
+    kind TEXT NOT NULL DEFAULT 'tool',
+    PRIMARY KEY (kind, provider_glob, tool_glob, subject_kind, subject_id)
 );
 CREATE TABLE IF NOT EXISTS scopes (
     id TEXT PRIMARY KEY,
@@ -82,6 +84,12 @@ CREATE TABLE IF NOT EXISTS secrets (
 CREATE TABLE IF NOT EXISTS roles (
     id TEXT PRIMARY KEY,
     spec TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS process_groups (
+    pgid INTEGER PRIMARY KEY,
+    provider TEXT NOT NULL,
+    start_ticks INTEGER NOT NULL,
+    recorded_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS principal_roles (
     principal_id TEXT NOT NULL,
@@ -112,24 +120,51 @@ pub struct StoredKey {
     /// `key` (an API key managed over `/api/auth/keys`) or `token` (a personal
     /// token its principal manages over `/api/tokens`); both authenticate alike.
     pub kind: String,
+    /// For a token: the key that minted it. The token works only while that
+    /// key does, and revoking the key revokes the token.
+    pub parent_key_id: Option<String>,
 }
 
-const KEY_COLUMNS: &str =
-    "key_id, principal_id, name, key_hash, prefix, created_at, expires_at, revoked_at, kind";
+const KEY_COLUMNS: &str = "key_id, principal_id, name, key_hash, prefix, created_at, expires_at, \
+                           revoked_at, kind, parent_key_id";
 
 /// Adds columns that databases created by older versions lack.
 fn migrate(c: &Connection) -> Result<(), StoreError> {
-    let has_kind = {
-        let mut stmt = c.prepare("SELECT name FROM pragma_table_info('api_keys')")?;
+    let columns = |table: &str| -> Result<Vec<String>, StoreError> {
+        let mut stmt = c.prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?;
         let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        let mut found = false;
-        for name in names {
-            found |= name? == "kind";
-        }
-        found
+        Ok(names.collect::<Result<Vec<_>, _>>()?)
     };
-    if !has_kind {
+    let keys = columns("api_keys")?;
+    if !keys.iter().any(|n| n == "kind") {
         c.execute_batch("ALTER TABLE api_keys ADD COLUMN kind TEXT NOT NULL DEFAULT 'key'")?;
+    }
+    if !keys.iter().any(|n| n == "parent_key_id") {
+        c.execute_batch("ALTER TABLE api_keys ADD COLUMN parent_key_id TEXT")?;
+    }
+    let policies = columns("tool_policies")?;
+    if !policies.iter().any(|n| n == "kind") {
+        // The primary key gains the kind: rebuild the table.
+        c.execute_batch(
+            "BEGIN;
+             ALTER TABLE tool_policies RENAME TO tool_policies_old;
+             CREATE TABLE tool_policies (
+                 provider_glob TEXT NOT NULL,
+                 tool_glob TEXT NOT NULL,
+                 subject_kind TEXT NOT NULL,
+                 subject_id TEXT NOT NULL,
+                 effect TEXT NOT NULL,
+                 created_at TEXT NOT NULL,
+                 kind TEXT NOT NULL DEFAULT 'tool',
+                 PRIMARY KEY (kind, provider_glob, tool_glob, subject_kind, subject_id)
+             );
+             INSERT INTO tool_policies
+                 (provider_glob, tool_glob, subject_kind, subject_id, effect, created_at)
+                 SELECT provider_glob, tool_glob, subject_kind, subject_id, effect, created_at
+                 FROM tool_policies_old;
+             DROP TABLE tool_policies_old;
+             COMMIT;",
+        )?;
     }
     Ok(())
 }
@@ -145,6 +180,7 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredKey> {
         expires_at: r.get(6)?,
         revoked_at: r.get(7)?,
         kind: r.get(8)?,
+        parent_key_id: r.get(9)?,
     })
 }
 
@@ -292,12 +328,24 @@ impl Table {
             Self::Scopes => "scopes",
         }
     }
+
+    /// Whether rows may hold credentials as literal values (env, headers):
+    /// those are sealed when a [`Sealer`] is set.
+    fn sealed(self) -> bool {
+        matches!(self, Self::Providers | Self::Catalog)
+    }
+
+    fn row(self, id: &str) -> String {
+        format!("{}/{id}", self.name())
+    }
 }
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    /// Encrypts provider and catalog rows (set once, at start).
+    sealer: Arc<std::sync::OnceLock<Sealer>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -307,18 +355,80 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database file.
+    /// Opens (creating if needed) the database file. The file and its WAL
+    /// and shared-memory files are 0600 (SQLite gives the latter the main
+    /// file's mode; older databases are fixed up here).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(crate::files::PRIVATE_FILE_MODE)
+                .open(path);
+        }
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            crate::files::restrict_file(Path::new(&file))?;
+        }
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Deleted and overwritten content is zeroed, not left in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            sealer: Arc::default(),
         })
+    }
+
+    /// From now on, provider and catalog rows are written encrypted with
+    /// `sealer` (and read back through it); rows written in the clear by
+    /// older versions are sealed now, and the WAL is truncated so their
+    /// plaintext does not linger there. Set once; later calls are ignored.
+    pub async fn seal_rows(&self, sealer: Sealer) -> Result<usize, StoreError> {
+        if self.sealer.set(sealer).is_err() {
+            return Ok(0);
+        }
+        let Some(sealer) = self.sealer.get().cloned() else {
+            return Ok(0);
+        };
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let mut sealed = 0;
+            for table in [Table::Providers, Table::Catalog] {
+                let plain: Vec<(String, String)> = {
+                    let mut stmt = tx.prepare(&format!("SELECT id, spec FROM {}", table.name()))?;
+                    let rows = stmt
+                        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+                    rows.filter_map(Result::ok)
+                        .filter(|(_, spec)| !Sealer::is_sealed(spec))
+                        .collect()
+                };
+                for (id, spec) in plain {
+                    let text = sealer
+                        .seal(&table.row(&id), &spec)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    tx.execute(
+                        &format!("UPDATE {} SET spec = ?2 WHERE id = ?1", table.name()),
+                        params![id, text],
+                    )?;
+                    sealed += 1;
+                }
+            }
+            tx.commit()?;
+            if sealed > 0 {
+                c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            }
+            Ok(sealed)
+        })
+        .await
     }
 
     async fn run<T: Send + 'static>(
@@ -341,7 +451,15 @@ impl Store {
         spec: &T,
     ) -> Result<(), StoreError> {
         let id = id.to_owned();
-        let json = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut json =
+            serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if table.sealed()
+            && let Some(sealer) = self.sealer.get()
+        {
+            json = sealer
+                .seal(&table.row(&id), &json)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        }
         self.run(move |c| {
             c.execute(
                 &format!(
@@ -371,6 +489,7 @@ impl Store {
         &self,
         table: Table,
     ) -> Result<Vec<(String, T)>, StoreError> {
+        let sealer = self.sealer.get().cloned();
         self.run(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT id, spec FROM {} ORDER BY id",
@@ -381,8 +500,21 @@ impl Store {
             let mut out = Vec::new();
             for row in rows {
                 let (id, json) = row?;
-                let spec = serde_json::from_str(&json)
-                    .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", table.name())))?;
+                let spec = if Sealer::is_sealed(&json) {
+                    let sealer = sealer.as_ref().ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "{} {id}: encrypted, and no master key is loaded",
+                            table.name()
+                        ))
+                    })?;
+                    let plain = sealer
+                        .open(&table.row(&id), &json)
+                        .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", table.name())))?;
+                    serde_json::from_str(&plain)
+                } else {
+                    serde_json::from_str(&json)
+                }
+                .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", table.name())))?;
                 out.push((id, spec));
             }
             Ok(out)
@@ -536,13 +668,13 @@ impl Store {
     }
 
     /// Keeps only the newest `keep` events of `event_type` on each of
-    /// `streams` (bounded history).
+    /// `streams` (bounded history); returns how many were deleted.
     pub async fn prune_events(
         &self,
         streams: Vec<String>,
         event_type: &'static str,
         keep: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         self.run(move |c| {
             let keep = i64::try_from(keep).unwrap_or(i64::MAX);
             let mut stmt = c.prepare_cached(
@@ -550,10 +682,11 @@ impl Store {
                      SELECT position FROM events WHERE stream_id = ?1 AND event_type = ?2
                      ORDER BY position DESC LIMIT 1 OFFSET ?3)",
             )?;
+            let mut deleted = 0u64;
             for s in &streams {
-                stmt.execute(params![s, event_type, keep])?;
+                deleted += stmt.execute(params![s, event_type, keep])? as u64;
             }
-            Ok(())
+            Ok(deleted)
         })
         .await
     }
@@ -621,13 +754,67 @@ impl Store {
         .await
     }
 
+    /// Records a running provider's process group (until it is stopped).
+    pub async fn record_process_group(
+        &self,
+        provider: &str,
+        record: crate::process::GroupRecord,
+    ) -> Result<(), StoreError> {
+        let provider = provider.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO process_groups (pgid, provider, start_ticks, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(pgid) DO UPDATE SET provider = excluded.provider,
+                     start_ticks = excluded.start_ticks, recorded_at = excluded.recorded_at",
+                params![
+                    record.pgid,
+                    provider,
+                    i64::try_from(record.start_ticks).unwrap_or(i64::MAX),
+                    crate::now_rfc3339()
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Drops a process group's record (it was stopped).
+    pub async fn forget_process_group(&self, pgid: i32) -> Result<(), StoreError> {
+        self.run(move |c| {
+            c.execute("DELETE FROM process_groups WHERE pgid = ?1", params![pgid])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every recorded process group, with its provider.
+    pub async fn process_groups(
+        &self,
+    ) -> Result<Vec<(String, crate::process::GroupRecord)>, StoreError> {
+        self.run(|c| {
+            let mut stmt = c.prepare("SELECT provider, pgid, start_ticks FROM process_groups")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    crate::process::GroupRecord {
+                        pgid: r.get(1)?,
+                        start_ticks: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    },
+                ))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     /// Stores a new API key.
     pub async fn put_key(&self, key: StoredKey) -> Result<(), StoreError> {
         self.run(move |c| {
             c.execute(
                 &format!(
                     "INSERT INTO api_keys ({KEY_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
                 ),
                 params![
                     key.key_id,
@@ -638,7 +825,8 @@ impl Store {
                     key.created_at,
                     key.expires_at,
                     key.revoked_at,
-                    key.kind
+                    key.kind,
+                    key.parent_key_id
                 ],
             )?;
             Ok(())

@@ -15,7 +15,7 @@ async fn main() {
         config: std::env::args().nth(1).map(PathBuf::from),
         data_dir: PathBuf::from(".hangar-embed"),
         listen: ([127, 0, 0, 1], 8001).into(),
-        watch: false,
+        ..hangar_api::ServerOptions::default()
     };
     let (state, _config) = match hangar_api::server::build(&opts).await {
         Ok(v) => v,
@@ -43,10 +43,13 @@ async fn main() {
         "embedded Hangar on http://{}/mcp (Ctrl-C to stop)",
         opts.listen
     );
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+    // Hangar's accept loop: connection cap, write timeout, TCP_NODELAY, peer
+    // addresses for the failed-auth backoff (plain `axum::serve` works too).
+    let limits = hangar_api::server::ConnectionLimits::default();
+    let stop = async {
         let _ = tokio::signal::ctrl_c().await;
-    });
-    if let Err(e) = serve.await {
+    };
+    if let Err(e) = hangar_api::server::serve(listener, app, limits, stop).await {
         eprintln!("embed: {e}");
     }
     // Stop every provider process before exiting.

@@ -7,6 +7,12 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+/// jemalloc, with its background thread purging freed pages: memory of a
+/// burst of large replies goes back to the system within seconds (glibc's
+/// malloc kept it in per-thread arenas).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Hangar: one MCP endpoint in front of all your MCP servers.
 #[derive(Debug, Parser)]
 #[command(name = "hangar-server", version)]
@@ -14,6 +20,10 @@ struct Args {
     /// YAML config file with a `providers:` (or `mcp_servers:`) map.
     #[arg(long, env = "HANGAR_CONFIG")]
     config: Option<PathBuf>,
+    /// Directory of config files that `POST /api/config/reload` may also name
+    /// (`*.yaml`/`*.yml` directly in it); without it, only --config.
+    #[arg(long, env = "HANGAR_CONFIG_DIR")]
+    config_dir: Option<PathBuf>,
     /// Directory for hangar.db and admin.key.
     #[arg(long, env = "HANGAR_DATA_DIR", default_value = ".hangar")]
     data_dir: PathBuf,
@@ -42,6 +52,7 @@ async fn main() {
     hangar_api::init_tracing();
     let opts = hangar_api::ServerOptions {
         config: args.config,
+        config_dir: args.config_dir,
         data_dir: args.data_dir,
         listen: args.listen,
         watch: args.watch,

@@ -455,3 +455,33 @@ fn rate_limit_and_auth_backoff_are_validated() {
     );
     assert_eq!(ok.server.auth_backoff.map(|b| b.free_failures), Some(1));
 }
+
+#[test]
+fn errors_never_quote_the_values_they_found() {
+    let secret = "hgr_5ecret0123456789abcdef";
+    for yaml in [
+        // A key file, /etc/passwd, ...: the whole document is one scalar.
+        format!("{secret}\n"),
+        "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin\n".to_owned(),
+        format!("providers:\n  p:\n    mode: {secret}\n    command: [x]\n"),
+        format!("providers:\n  p:\n    command: [x]\n    idle_ttl_s: \"{secret}\"\n"),
+        "providers:\n  p:\n    command: [x]\n    idle_ttl_s: 31337.5\n".to_owned(),
+        "providers:\n  p:\n    command: x\n    env: 987654321\n".to_owned(),
+        format!("server:\n  tool_separator: [\"{secret}\\\"quoted\"]\n"),
+    ] {
+        let err = parse_err(&yaml).to_string();
+        for needle in [secret, "root:x", "31337", "987654321", "quoted"] {
+            assert!(!err.contains(needle), "{err:?} quotes {needle:?}");
+        }
+    }
+    let err = parse_err(&format!("providers:\n  p:\n    mode: {secret}\n"));
+    assert_eq!(err.field.as_deref(), Some("providers.p.mode"), "{err}");
+    assert!(
+        err.message.starts_with("unknown variant, expected one of"),
+        "{err}"
+    );
+    assert_eq!(
+        super::redact_values(r#"invalid type: string "a\"b", expected a map"#),
+        "invalid type: a string, expected a map"
+    );
+}

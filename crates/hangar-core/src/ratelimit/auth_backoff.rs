@@ -17,8 +17,9 @@ const MAX_SECONDS: u64 = 86_400;
 /// `auth_backoff: { free_failures, base_delay_s, max_delay_s, quiet_period_s }`.
 ///
 /// After failure number `free_failures + n` (n ≥ 1) the client must wait
-/// `base_delay_s × 2^(n-1)` seconds, at most `max_delay_s`, before its next attempt is
-/// looked at. A success, or `quiet_period_s` without failures, starts the count over.
+/// `base_delay_s × 2^(n-1)` seconds, at most `max_delay_s`, during which its failed
+/// attempts are refused. Only `quiet_period_s` without failures starts the count over: a
+/// success does not (else one valid key would let a client reset the count between guesses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthBackoffConfig {
@@ -115,10 +116,10 @@ impl Failures {
 
 /// Failed-authentication counts per client (e.g. per IP address).
 ///
-/// Use: before looking at the credentials, [`AuthBackoff::check`]; while it returns a wait,
-/// answer 429 with `Retry-After` without checking them (such attempts are not counted).
-/// Then report the result with [`AuthBackoff::record_failure`] or
-/// [`AuthBackoff::record_success`].
+/// Use (Hangar's `require_key`): check the credentials first, so a valid one always
+/// works; when they are bad, [`AuthBackoff::check`] says whether the client is inside a
+/// delay (answer 429 with `Retry-After`, not counted), else [`AuthBackoff::record_failure`].
+/// Failures fade only with time.
 #[derive(Clone, Debug)]
 pub struct AuthBackoff<K> {
     config: AuthBackoffConfig,
@@ -197,15 +198,6 @@ impl<K: Eq + Hash> AuthBackoff<K> {
         let delay = config.delay_after(failures.count);
         failures.blocked_until = failures.blocked_until.max(now.saturating_add(delay));
         delay
-    }
-
-    /// Forgets the failures of `client` after it authenticated.
-    pub fn record_success<Q>(&mut self, client: &Q)
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.clients.remove(client);
     }
 
     /// Drops the clients whose failures no longer count and who may try again at `now`;

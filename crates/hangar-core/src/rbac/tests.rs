@@ -141,6 +141,7 @@ fn known_permissions_are_the_documented_ones() {
         names,
         [
             "providers:read",
+            "providers:define",
             "providers:write",
             "providers:start",
             "tools:list",
@@ -160,6 +161,8 @@ fn known_permissions_are_the_documented_ones() {
             "approvals:write",
             "secrets:read",
             "secrets:write",
+            "secrets:use",
+            "tokens:create",
             "audit:read",
             "events:read",
         ]

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hangar_core::Effect;
+use hangar_core::{Effect, PolicyKind};
 use rmcp::RoleServer;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ContentBlock,
@@ -54,8 +54,14 @@ impl Caller {
         }
     }
 
-    pub(super) fn verdict<B: Backend>(&self, backend: &B, provider: &str, tool: &str) -> Effect {
-        backend.tool_verdict(self.id.as_deref(), &self.roles, provider, tool)
+    pub(super) fn verdict<B: Backend>(
+        &self,
+        backend: &B,
+        kind: PolicyKind,
+        provider: &str,
+        name: &str,
+    ) -> Effect {
+        backend.verdict(kind, self.id.as_deref(), &self.roles, provider, name)
     }
 }
 

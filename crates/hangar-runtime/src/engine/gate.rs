@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hangar_core::{Effect, Subject, ToolPolicy};
+use arc_swap::ArcSwap;
+use hangar_core::{Effect, PolicyKind, Subject, ToolPolicy};
 use hangar_mcp::{CallAudit, Questioner};
 
 use super::Engine;
@@ -23,6 +24,19 @@ pub(super) struct Gate {
     pub(super) approvals: Approvals,
     pub(super) questions: Questions,
     pub(super) questioner: Arc<dyn Questioner>,
+    /// Keys the argument digests of audit records and permission requests.
+    digest_key: ArcSwap<[u8; 32]>,
+    /// Whether a principal may answer its own held call.
+    allow_self_approval: std::sync::atomic::AtomicBool,
+}
+
+/// Who answers a permission request, and what they may do besides.
+#[derive(Debug, Clone, Copy)]
+pub struct Replier<'a> {
+    /// The principal answering.
+    pub principal: &'a str,
+    /// Whether it may set policies (`auth:write`), which `always` does.
+    pub may_set_policies: bool,
 }
 
 impl Gate {
@@ -33,34 +47,41 @@ impl Gate {
             approvals: Approvals::new(timeout, events.clone()),
             questioner: Arc::new(questions.clone()),
             questions,
+            // Until the server sets one derived from its master key: a key
+            // of this process only.
+            digest_key: ArcSwap::from_pointee(rand::random()),
+            allow_self_approval: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
+    pub(super) fn digest_key(&self) -> Arc<[u8; 32]> {
+        self.digest_key.load_full()
+    }
+
     pub(super) fn audit(&self, events: &EventBus, a: &CallAudit<'_>) {
-        events.emit(
-            AUDIT_STREAM.to_owned(),
-            "ToolCallAudited",
-            serde_json::json!({
+        let (event_type, name_field, denied) = match a.kind {
+            PolicyKind::Tool => ("ToolCallAudited", "tool", "tool_denied"),
+            PolicyKind::Resource => ("ResourceReadAudited", "uri", "resource_denied"),
+            PolicyKind::Prompt => ("PromptGetAudited", "prompt", "prompt_denied"),
+        };
+        let mut record = serde_json::json!({
+            "principal": a.principal,
+            "provider": a.provider,
+            "verdict": a.verdict,
+            "outcome": a.outcome,
+            "duration_ms": a.duration.as_secs_f64() * 1000.0,
+            "arguments_digest": a.arguments_digest,
+        });
+        record[name_field] = serde_json::Value::String(a.tool.to_owned());
+        events.emit(AUDIT_STREAM.to_owned(), event_type, record);
+        if a.verdict == "deny" {
+            let mut event = serde_json::json!({
+                "kind": denied,
                 "principal": a.principal,
                 "provider": a.provider,
-                "tool": a.tool,
-                "verdict": a.verdict,
-                "outcome": a.outcome,
-                "duration_ms": a.duration.as_secs_f64() * 1000.0,
-                "arguments_digest": a.arguments_digest,
-            }),
-        );
-        if a.verdict == "deny" {
-            events.emit(
-                AUDIT_STREAM.to_owned(),
-                "SecurityEvent",
-                serde_json::json!({
-                    "kind": "tool_denied",
-                    "principal": a.principal,
-                    "provider": a.provider,
-                    "tool": a.tool,
-                }),
-            );
+            });
+            event[name_field] = serde_json::Value::String(a.tool.to_owned());
+            events.emit(AUDIT_STREAM.to_owned(), "SecurityEvent", event);
         }
     }
 }
@@ -81,25 +102,69 @@ impl Engine {
         &self.shared.gate.questions
     }
 
-    /// Answers a permission request; `always` first stores an allow policy for
-    /// its principal on exactly that provider and tool.
+    /// Keys the argument digests of audit records and permission requests
+    /// (derive it from the server's master key so that digests agree across
+    /// restarts and replicas).
+    pub fn set_digest_key(&self, key: [u8; 32]) {
+        self.shared.gate.digest_key.store(Arc::new(key));
+    }
+
+    /// Whether a principal may answer its own held calls
+    /// (`server.allow_self_approval`; default no).
+    pub fn set_allow_self_approval(&self, allow: bool) {
+        self.shared
+            .gate
+            .allow_self_approval
+            .store(allow, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Answers a permission request as `replier`; `always` first stores an
+    /// allow policy for its principal on exactly that provider and tool.
+    /// Nobody answers their own held call (unless the server allows it), and
+    /// `always` (which sets a policy) needs the right to set policies.
     pub async fn reply_permission(
         &self,
         id: &str,
         reply: Reply,
         message: Option<String>,
+        replier: Replier<'_>,
     ) -> Result<PermissionRequest, GateError> {
         let request = self.approvals().get(id)?;
+        let own = request.principal.as_deref() == Some(replier.principal);
+        if own
+            && reply != Reply::Reject
+            && !self
+                .shared
+                .gate
+                .allow_self_approval
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(GateError::Forbidden(
+                "a principal cannot approve its own held call; another reviewer must \
+                 (server.allow_self_approval: true allows it)"
+                    .into(),
+            ));
+        }
+        if reply == Reply::Always && !replier.may_set_policies {
+            return Err(GateError::Forbidden(
+                "`always` stores an allow policy: it needs the permission `auth:write`; \
+                 reply `once` instead"
+                    .into(),
+            ));
+        }
         if reply == Reply::Always
             && let Some(principal) = &request.principal
         {
             self.policies()
-                .put(ToolPolicy::new(
-                    request.provider.clone(),
-                    request.tool.clone(),
-                    Subject::Principal(principal.clone()),
-                    Effect::Allow,
-                ))
+                .put(
+                    ToolPolicy::new(
+                        request.provider.clone(),
+                        request.tool.clone(),
+                        Subject::Principal(principal.clone()),
+                        Effect::Allow,
+                    )
+                    .with_kind(request.kind),
+                )
                 .await?;
         }
         self.approvals().reply(id, reply, message)

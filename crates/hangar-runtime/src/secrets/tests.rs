@@ -31,6 +31,15 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 // ---- crypto ----
 
 #[test]
+fn derived_keys_are_stable_per_label_and_not_the_master_key() {
+    let a = key(1).derive("hangar/audit-digest/v1");
+    assert_eq!(a, key(1).derive("hangar/audit-digest/v1"));
+    assert_ne!(a, key(1).derive("another purpose"));
+    assert_ne!(a, key(2).derive("hangar/audit-digest/v1"));
+    assert_ne!(a, [1u8; KEY_LEN]);
+}
+
+#[test]
 fn encrypt_decrypt_round_trip() {
     let cipher = key(1).cipher().unwrap();
     let sealed = encrypt(&cipher, "API_TOKEN", VALUE.as_bytes()).unwrap();

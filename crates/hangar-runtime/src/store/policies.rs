@@ -1,7 +1,7 @@
-//! Tool policies set over the API (`tool_policies`), keyed by provider glob,
-//! tool glob and subject.
+//! Policies set over the API (`tool_policies`), keyed by kind (tool,
+//! resource, prompt), provider glob, tool glob and subject.
 
-use hangar_core::{Effect, Subject, ToolPolicy};
+use hangar_core::{Effect, PolicyKind, Subject, ToolPolicy};
 use rusqlite::params;
 
 use super::Store;
@@ -24,15 +24,21 @@ impl Store {
             let tx = c.transaction()?;
             let existed = tx.query_row(
                 "SELECT COUNT(*) FROM tool_policies WHERE provider_glob = ?1 AND tool_glob = ?2
-                 AND subject_kind = ?3 AND subject_id = ?4",
-                params![policy.provider_glob, policy.tool_glob, kind, id],
+                 AND subject_kind = ?3 AND subject_id = ?4 AND kind = ?5",
+                params![
+                    policy.provider_glob,
+                    policy.tool_glob,
+                    kind,
+                    id,
+                    policy.kind.as_str()
+                ],
                 |r| r.get::<_, i64>(0),
             )? > 0;
             tx.execute(
                 "INSERT INTO tool_policies
-                 (provider_glob, tool_glob, subject_kind, subject_id, effect, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(provider_glob, tool_glob, subject_kind, subject_id)
+                 (provider_glob, tool_glob, subject_kind, subject_id, effect, created_at, kind)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(kind, provider_glob, tool_glob, subject_kind, subject_id)
                  DO UPDATE SET effect = excluded.effect",
                 params![
                     policy.provider_glob,
@@ -40,7 +46,8 @@ impl Store {
                     kind,
                     id,
                     policy.effect.as_str(),
-                    crate::now_rfc3339()
+                    crate::now_rfc3339(),
+                    policy.kind.as_str()
                 ],
             )?;
             tx.commit()?;
@@ -49,10 +56,11 @@ impl Store {
         .await
     }
 
-    /// Deletes the policies of a glob pair (only `subject`'s when given);
-    /// returns how many.
+    /// Deletes the policies of `kind` of a glob pair (only `subject`'s when
+    /// given); returns how many.
     pub async fn delete_tool_policies(
         &self,
+        kind: PolicyKind,
         provider_glob: &str,
         tool_glob: &str,
         subject: Option<&Subject>,
@@ -63,16 +71,18 @@ impl Store {
             let (kind, id) = subject_parts(s);
             (kind, id.to_owned())
         });
+        let policy_kind = kind.as_str();
         self.run(move |c| {
             let n = match subject {
                 Some((kind, id)) => c.execute(
                     "DELETE FROM tool_policies WHERE provider_glob = ?1 AND tool_glob = ?2
-                     AND subject_kind = ?3 AND subject_id = ?4",
-                    params![provider_glob, tool_glob, kind, id],
+                     AND subject_kind = ?3 AND subject_id = ?4 AND kind = ?5",
+                    params![provider_glob, tool_glob, kind, id, policy_kind],
                 )?,
                 None => c.execute(
-                    "DELETE FROM tool_policies WHERE provider_glob = ?1 AND tool_glob = ?2",
-                    params![provider_glob, tool_glob],
+                    "DELETE FROM tool_policies WHERE provider_glob = ?1 AND tool_glob = ?2
+                     AND kind = ?3",
+                    params![provider_glob, tool_glob, policy_kind],
                 )?,
             };
             Ok(n as u64)
@@ -84,21 +94,25 @@ impl Store {
     pub async fn tool_policies(&self) -> Result<Vec<ToolPolicy>, StoreError> {
         self.run(|c| {
             let mut stmt = c.prepare(
-                "SELECT provider_glob, tool_glob, subject_kind, subject_id, effect
-                 FROM tool_policies ORDER BY provider_glob, tool_glob, subject_kind, subject_id",
+                "SELECT provider_glob, tool_glob, subject_kind, subject_id, effect, kind
+                 FROM tool_policies
+                 ORDER BY kind, provider_glob, tool_glob, subject_kind, subject_id",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
+                    (r.get::<_, String>(0)?, r.get::<_, String>(1)?),
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
                     r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (provider, tool, kind, id, effect) = row?;
+                let ((provider, tool), kind, id, effect, policy_kind) = row?;
+                let policy_kind: PolicyKind = policy_kind
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("tool policy: {e}")))?;
                 let subject = match kind.as_str() {
                     "principal" => Subject::Principal(id),
                     "role" => Subject::Role(id),
@@ -111,7 +125,7 @@ impl Store {
                 let effect: Effect = effect
                     .parse()
                     .map_err(|e| StoreError::Corrupt(format!("tool policy: {e}")))?;
-                out.push(ToolPolicy::new(provider, tool, subject, effect));
+                out.push(ToolPolicy::new(provider, tool, subject, effect).with_kind(policy_kind));
             }
             Ok(out)
         })
