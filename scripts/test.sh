@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README: `bash scripts/test.sh`):
-#   cargo build + cargo test for the whole workspace, then the Python interop tests
+#   cargo build, the docker fixture image when an engine is there (`cargo xtask
+#   fixture-image`), cargo test for the whole workspace, then the Python interop tests
 #   (tests/python) against the freshly built hangar-server / hangar-fixture, then
 #   schemathesis against the REST API's /openapi.json (scripts/fuzz-api.sh).
 # Needs a Python with tests/python/requirements.txt installed: $HANGAR_PYTHON, default .venv/bin/python.
@@ -14,6 +15,16 @@ BIN_DIR="${CARGO_TARGET_DIR:-$PWD/target}/debug"
 
 section "cargo build --workspace --locked"
 cargo build --workspace --locked
+
+section "fixture image: cargo xtask fixture-image (docker tests; skipped without an engine)"
+if [[ -n "${DOCKER_HOST:-}" || -S /var/run/docker.sock ]]; then
+    if ! cargo xtask fixture-image; then
+        echo "warning: no fixture image; the docker tests will be skipped" >&2
+        [[ "${HANGAR_REQUIRE_DOCKER:-}" != 1 ]] || exit 1
+    fi
+else
+    echo "no docker engine (DOCKER_HOST unset): the docker tests will be skipped"
+fi
 
 section "cargo test --workspace --locked"
 cargo test --workspace --locked

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod docker;
 pub mod mcp_client;
 
 use std::path::{Path, PathBuf};
@@ -62,6 +63,8 @@ pub struct Server {
     log_file: Option<PathBuf>,
     /// `HANGAR_ADMIN_KEY` of the next start.
     admin_key_env: String,
+    /// More environment of the server process.
+    env: Vec<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -77,21 +80,19 @@ impl Server {
 
     /// Like [`Server::start`], with extra `hangar-server` arguments.
     pub async fn start_with(config: &str, args: &[&str]) -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let data_dir = tmp.path().join("data");
-        let config_path = tmp.path().join("hangar.yaml");
-        std::fs::write(&config_path, config).unwrap();
-        let mut s = Self {
-            url: String::new(),
-            data_dir,
-            child: None,
-            _tmp: Some(tmp),
-            config_path,
-            extra_args: args.iter().map(|a| (*a).to_owned()).collect(),
-            log_level: "warn".into(),
-            log_file: None,
-            admin_key_env: ADMIN_KEY.into(),
-        };
+        let mut s = Self::prepare(config);
+        s.extra_args = args.iter().map(|a| (*a).to_owned()).collect();
+        s.spawn().await;
+        s
+    }
+
+    /// Like [`Server::start`], with more environment variables for the server.
+    pub async fn start_with_env(config: &str, env: &[(&str, &str)]) -> Self {
+        let mut s = Self::prepare(config);
+        s.env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         s.spawn().await;
         s
     }
@@ -99,22 +100,31 @@ impl Server {
     /// Like [`Server::start`], with the server logging at `debug` into a
     /// file read by [`Server::log_text`] (for tests about what logs hold).
     pub async fn start_logged(config: &str) -> Self {
+        let mut s = Self::prepare(config);
+        s.log_file = s._tmp.as_ref().map(|t| t.path().join("server.log"));
+        s.log_level = "debug".into();
+        s.spawn().await;
+        s
+    }
+
+    /// A server not started yet: `config` written to a temp dir that also
+    /// holds its data dir.
+    fn prepare(config: &str) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let config_path = tmp.path().join("hangar.yaml");
         std::fs::write(&config_path, config).unwrap();
-        let mut s = Self {
+        Self {
             url: String::new(),
             data_dir: tmp.path().join("data"),
             child: None,
-            log_file: Some(tmp.path().join("server.log")),
             _tmp: Some(tmp),
             config_path,
             extra_args: Vec::new(),
-            log_level: "debug".into(),
+            log_level: "warn".into(),
+            log_file: None,
             admin_key_env: ADMIN_KEY.into(),
-        };
-        s.spawn().await;
-        s
+            env: Vec::new(),
+        }
     }
 
     /// Everything the server wrote to stderr (servers from [`Server::start_logged`]).
@@ -148,6 +158,7 @@ impl Server {
             .args(&self.extra_args)
             .env("HANGAR_ADMIN_KEY", &self.admin_key_env)
             .env("RUST_LOG", &self.log_level)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -297,6 +308,66 @@ impl Server {
         )
     }
 
+    /// Calls `tool` with `arguments` through `/mcp` as the holder of `key`
+    /// (stateless 2026-07-28, raw JSON-RPC) and returns the JSON-RPC response
+    /// (`result` or `error`).
+    pub async fn call_tool_as(
+        &self,
+        key: &str,
+        tool: &str,
+        arguments: serde_json::Value,
+    ) -> serde_json::Value {
+        let body = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {
+                "name": tool,
+                "arguments": arguments,
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "0"},
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                },
+            },
+        });
+        let r = reqwest::Client::new()
+            .post(self.at("/mcp"))
+            .bearer_auth(key)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Mcp-Method", "tools/call")
+            .header("Mcp-Name", tool)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, 200, "{tool}: {text}");
+        // A JSON reply, or an SSE stream whose data lines hold the response.
+        let messages: Vec<serde_json::Value> = match serde_json::from_str(&text) {
+            Ok(v) => vec![v],
+            Err(_) => text
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .filter_map(|d| serde_json::from_str(d.trim()).ok())
+                .collect(),
+        };
+        messages
+            .into_iter()
+            .find(|m| m["id"] == 1)
+            .unwrap_or_else(|| panic!("no response to the call in {text}"))
+    }
+
+    /// The text of a successful call of `tool` (admin key); panics on an error.
+    pub async fn call_text(&self, tool: &str, arguments: serde_json::Value) -> String {
+        let response = self.call_tool_as(ADMIN_KEY, tool, arguments).await;
+        assert!(response["error"].is_null(), "{tool}: {response}");
+        result_text(&response["result"])
+    }
+
     /// Gives `principal` the role `role` and returns a new API key for it.
     pub async fn key_for(&self, principal: &str, role: &str) -> String {
         let (status, v) = self
@@ -339,6 +410,79 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `hangar-fixture --http` on a free loopback port: an MCP server reached
+/// over Streamable HTTP (a remote provider). Killed on drop.
+pub struct HttpFixture {
+    /// `http://127.0.0.1:PORT/mcp`.
+    pub url: String,
+    addr: String,
+    legacy: bool,
+    child: Option<Child>,
+}
+
+impl HttpFixture {
+    /// Starts it; `legacy`: the 2025 protocol only (`--legacy`).
+    pub async fn start(legacy: bool) -> Self {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut f = Self {
+            url: format!("http://{addr}/mcp"),
+            addr,
+            legacy,
+            child: None,
+        };
+        f.spawn().await;
+        f
+    }
+
+    async fn spawn(&mut self) {
+        let mut cmd = Command::new(bin("hangar-fixture"));
+        cmd.arg("--http").arg(&self.addr);
+        if self.legacy {
+            cmd.arg("--legacy");
+        }
+        self.child = Some(cmd.stderr(Stdio::null()).spawn().unwrap());
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&self.addr).is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("hangar-fixture --http did not listen on {}", self.addr);
+    }
+
+    /// Kills it and starts it again on the same port (its sessions are gone).
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for HttpFixture {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The text content of a `tools/call` result, joined.
+pub fn result_text(result: &serde_json::Value) -> String {
+    result["content"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|b| b["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("")
+        })
+        .unwrap_or_default()
 }
 
 /// Whether a process exists and is not a zombie.

@@ -3,7 +3,7 @@
 //! deployed provider's tool through `/mcp`, and durability across `kill -9`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use hangar_e2e::{Server, bin, fixture_config};
+use hangar_e2e::{ADMIN_KEY, Server, bin, fixture_config};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -57,44 +57,7 @@ fn fixture_entry(name: &str) -> Value {
 /// Calls `tool` with `arguments` through `/mcp` (stateless 2026-07-28) and
 /// returns the JSON-RPC result.
 async fn call_tool(server: &Server, tool: &str, arguments: Value) -> Value {
-    let body = json!({
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {
-            "name": tool,
-            "arguments": arguments,
-            "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "0"},
-                "io.modelcontextprotocol/clientCapabilities": {},
-            },
-        },
-    });
-    let r = server
-        .mcp_post(body.to_string())
-        .header("MCP-Protocol-Version", "2026-07-28")
-        .header("Mcp-Method", "tools/call")
-        .header("Mcp-Name", tool)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    assert_eq!(status, 200, "{tool}: {text}");
-    // A JSON reply, or an SSE stream whose data lines hold the response.
-    let messages: Vec<Value> = match serde_json::from_str::<Value>(&text) {
-        Ok(v) => vec![v],
-        Err(_) => text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str(d.trim()).ok())
-            .collect(),
-    };
-    let response = messages
-        .into_iter()
-        .find(|m| m["id"] == 1)
-        .unwrap_or_else(|| panic!("no response to the call in {text}"));
+    let response = server.call_tool_as(ADMIN_KEY, tool, arguments).await;
     assert!(response["error"].is_null(), "{response}");
     response["result"].clone()
 }

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use hangar_e2e::mcp_client::{connect, legacy, modern};
+use hangar_e2e::mcp_client::{connect, legacy, modern, text};
 use hangar_e2e::{Server, fixture_config};
 use rmcp::model::{CallToolRequestParams, GetPromptRequestParams, ReadResourceRequestParams};
 use rmcp::{ClientLifecycleMode, RoleClient};
@@ -24,14 +24,6 @@ async fn call(
     peer.call_tool(CallToolRequestParams::new(name).with_arguments(args(arguments)))
         .await
         .unwrap()
-}
-
-fn text(r: &rmcp::model::CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("")
 }
 
 async fn exercise(mode: ClientLifecycleMode) {

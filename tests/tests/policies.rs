@@ -6,28 +6,15 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use hangar_e2e::mcp_client::{Client, connect, legacy, modern};
+use hangar_e2e::mcp_client::{Client, call_params, connect, legacy, modern, text};
 use hangar_e2e::{Server, fixture_config};
 use reqwest::Method;
-use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
 use rmcp::{ClientLifecycleMode, RoleClient};
 use serde_json::{Value, json};
 
 /// The principal of the admin key (see `hangar-api`'s auth bootstrap).
 const ADMIN: &str = "admin";
-
-fn call_params(name: &'static str, args: Value) -> CallToolRequestParams {
-    CallToolRequestParams::new(name).with_arguments(args.as_object().cloned().unwrap())
-}
-
-fn text(r: &rmcp::model::CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("")
-}
 
 async fn tool_names(client: &RunningService<RoleClient, Client>) -> Vec<String> {
     client

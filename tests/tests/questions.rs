@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use hangar_e2e::mcp_client::text;
 use hangar_e2e::{ADMIN_KEY, Server, fixture_config};
 use reqwest::Method;
 use rmcp::model::{
@@ -75,14 +76,6 @@ fn elicit_call() -> CallToolRequestParams {
             .cloned()
             .unwrap(),
     )
-}
-
-fn text(r: &rmcp::model::CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("")
 }
 
 async fn one_question(server: &Server) -> Value {

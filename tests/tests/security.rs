@@ -7,24 +7,11 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use hangar_e2e::mcp_client::{connect_as, legacy, modern};
+use hangar_e2e::mcp_client::{call_params, connect_as, legacy, modern, text};
 use hangar_e2e::{ADMIN_KEY, Server, bin, fixture_config, process_alive};
 use reqwest::Method;
-use rmcp::model::{CallToolRequestParams, GetPromptRequestParams, ReadResourceRequestParams};
+use rmcp::model::{GetPromptRequestParams, ReadResourceRequestParams};
 use serde_json::{Value, json};
-
-fn call_params(name: &str, args: Value) -> CallToolRequestParams {
-    CallToolRequestParams::new(name.to_owned()).with_arguments(args.as_object().unwrap().clone())
-}
-
-fn text_of(result: &rmcp::model::CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("")
-}
 
 /// Everything `path` reads as bytes, or nothing.
 fn read_all(path: &std::path::Path) -> Vec<u8> {
@@ -182,13 +169,25 @@ async fn defining_what_runs_needs_providers_define() {
         )
         .await;
     assert_eq!(status, 403, "{v}");
+    // Nor through any other field that decides what runs; policies are auth:write's.
+    for body in [
+        json!({"command": ["/bin/sh", "-c", "id"]}),
+        json!({"mode": "docker", "image": "alpine", "command": []}),
+        json!({"scope": "other"}),
+        json!({"policies": [{"tool": "echo", "role_id": "developer", "effect": "allow"}]}),
+    ] {
+        let (status, _, v) = server
+            .call_as(&operator, Method::PUT, "/providers/fx", Some(body.clone()))
+            .await;
+        assert_eq!(status, 403, "{body}: {v}");
+    }
     // Lifecycle settings stay the operator's.
     let (status, _, v) = server
         .call_as(
             &operator,
             Method::PUT,
             "/providers/fx",
-            Some(json!({"idle_ttl_s": 60})),
+            Some(json!({"idle_ttl_s": 60, "call_timeout_s": 30, "description": "ops"})),
         )
         .await;
     assert_eq!(status, 200, "{v}");
@@ -377,7 +376,7 @@ async fn a_group_keeps_its_members_policies() {
             .call_tool(call_params("pool__add", json!({"a": 1, "b": 2})))
             .await
             .unwrap();
-        assert_eq!(text_of(&ok), "3");
+        assert_eq!(text(&ok), "3");
         client.cancel().await.unwrap();
     }
 }
@@ -678,7 +677,7 @@ async fn nobody_approves_their_own_held_call() {
         )
         .await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!(text_of(&call.await.unwrap().unwrap()), "2");
+    assert_eq!(text(&call.await.unwrap().unwrap()), "2");
     client.cancel().await.unwrap();
 }
 
@@ -816,7 +815,7 @@ async fn the_data_dir_is_private_and_env_values_are_encrypted_at_rest() {
         .call_tool(call_params("api__env", json!({"name": "TOKEN"})))
         .await
         .unwrap();
-    assert_eq!(text_of(&r), marker);
+    assert_eq!(text(&r), marker);
     client.cancel().await.unwrap();
     // ...which no database file holds in the clear.
     let data = &server.data_dir;
@@ -950,7 +949,7 @@ async fn a_stderr_flood_is_throttled_and_counted() {
         .call_tool(call_params("flood__add", json!({"a": 2, "b": 2})))
         .await
         .unwrap();
-    assert_eq!(text_of(&r), "4");
+    assert_eq!(text(&r), "4");
     client.cancel().await.unwrap();
 }
 

@@ -100,7 +100,6 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Spawn { .. }
             | RuntimeError::StartTimeout { .. }
             | RuntimeError::Upstream(_) => (StatusCode::BAD_GATEWAY, "ProviderStartError"),
-            RuntimeError::Unsupported { .. } => (StatusCode::NOT_IMPLEMENTED, "NotSupportedError"),
             RuntimeError::AtCapacity { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "ProviderCapacityError")
             }

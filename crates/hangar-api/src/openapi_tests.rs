@@ -822,7 +822,9 @@ groups:
             "/api/providers/{provider_id}/start",
             "/api/providers/p3/start".into(),
             None,
-            501,
+            // The image is not on the engine (or there is no engine): a
+            // provider that cannot be started.
+            502,
         ),
         ("GET", "/api/groups", "/api/groups".into(), None, 200),
         ("GET", g, "/api/groups/g1".into(), None, 200),

@@ -153,20 +153,14 @@ pub async fn create_provider(
     ))
 }
 
-/// `PUT /api/providers/{id}` body (all optional).
+/// `PUT /api/providers/{id}` body: any provider spec fields, each replacing
+/// the current one (`null` resets a field to its default). Fields that decide
+/// what runs (mode, command, image, env, volumes, endpoint, headers,
+/// container settings, scope) need `providers:define`; `policies` need
+/// `auth:write`; the rest (description, timeouts, health checks) `providers:write`.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateProvider {
-    /// New description.
-    description: Option<String>,
-    /// New environment (replaces the current one; applies at the next start).
-    /// Changing it needs `providers:define` (it decides what runs).
-    env: Option<BTreeMap<String, String>>,
-    /// New idle timeout in seconds (0 = never).
-    idle_ttl_s: Option<u64>,
-    /// New health check interval in seconds (0 = none).
-    health_check_interval_s: Option<u64>,
-}
+#[schema(value_type = schema::ProviderSpec)]
+pub struct UpdateProvider(serde_json::Map<String, Value>);
 
 /// `PUT /api/providers/{id}` answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -194,7 +188,7 @@ pub struct ProviderUpdated {
         (status = 400, description = "The body is not valid JSON, or the path is malformed", body = ErrorBody),
         (status = 404, description = "No such provider", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
-        (status = 403, description = "Changing `env` needs `providers:define`", body = ErrorBody),
+        (status = 403, description = "Changing what runs needs `providers:define`, policies `auth:write`", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "Unknown field or invalid value", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
@@ -205,28 +199,36 @@ pub async fn update_provider(
     State(engine): State<Engine>,
     Extension(grants): Extension<Arc<Grants>>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<UpdateProvider>,
+    ApiJson(UpdateProvider(changes)): ApiJson<UpdateProvider>,
 ) -> Result<Json<ProviderUpdated>, ApiError> {
     let p = engine.provider(&id)?;
-    let mut spec = (*p.spec()).clone();
-    if let Some(d) = body.description {
-        spec.description = Some(d);
+    let current = p.spec();
+    let mut merged = match serde_json::to_value(&*current) {
+        Ok(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    for (field, value) in changes {
+        if value.is_null() {
+            merged.remove(&field);
+        } else {
+            merged.insert(field, value);
+        }
     }
-    if let Some(env) = body.env
-        && env != spec.env
-    {
+    let spec: ProviderSpec = serde_json::from_value(Value::Object(merged))
+        .map_err(|e| ApiError::validation(format!("invalid provider spec: {e}")))?;
+    if current.runs_differently_from(&spec) {
         crate::authz::require(
             &grants,
             &Permission::PROVIDERS_DEFINE,
-            "change a provider's env",
+            "change what a provider runs (its command, image, env, endpoint, ...)",
         )?;
-        spec.env = env;
     }
-    if let Some(t) = body.idle_ttl_s {
-        spec.idle_ttl_s = t;
-    }
-    if let Some(t) = body.health_check_interval_s {
-        spec.health_check_interval_s = t;
+    if current.policies != spec.policies {
+        crate::authz::require(
+            &grants,
+            &Permission::AUTH_WRITE,
+            "change a provider's policies",
+        )?;
     }
     let restart_required = engine.update_provider(&id, spec).await?;
     Ok(Json(ProviderUpdated {
@@ -414,7 +416,6 @@ pub struct ProviderStarted {
         (status = 400, description = "The path is malformed", body = ErrorBody),
         (status = 404, description = "No such provider", body = ErrorBody),
         (status = 409, description = "Never started, and the caller may not start it (`providers:start`); or removed while starting", body = ErrorBody),
-        (status = 501, description = "The provider's mode is not supported yet (docker, remote)", body = ErrorBody),
         (status = 502, description = "The provider could not be started (spawn failed, timeout, MCP handshake failed)", body = ErrorBody),
     ),
     security(("bearer" = ["providers:start"]))
@@ -549,7 +550,6 @@ pub struct ProviderTools {
         (status = 400, description = "The path is malformed", body = ErrorBody),
         (status = 404, description = "No such provider", body = ErrorBody),
         (status = 409, description = "Never started, and the caller may not start it (`providers:start`); or removed while starting", body = ErrorBody),
-        (status = 501, description = "The provider's mode is not supported yet (docker, remote)", body = ErrorBody),
         (status = 502, description = "The provider could not be started to list its tools", body = ErrorBody),
     ),
     security(("bearer" = ["providers:read"]))

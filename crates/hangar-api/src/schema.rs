@@ -38,9 +38,9 @@ pub enum ProviderState {
 pub enum ProviderMode {
     /// A child process speaking MCP over stdio.
     Subprocess,
-    /// A container speaking MCP over its attached stdio (not supported yet).
+    /// A container speaking MCP over its attached stdio.
     Docker,
-    /// A remote MCP server over Streamable HTTP (not supported yet).
+    /// A remote MCP server over Streamable HTTP.
     Remote,
 }
 
@@ -129,9 +129,44 @@ pub struct ProviderSpec {
     /// Docker network (the engine defaults to `none`).
     #[serde(default)]
     pub network: String,
-    /// Docker read-only root filesystem (the engine defaults to `true`).
+    /// Docker read-only root filesystem (default `true`).
     #[serde(default)]
     pub read_only: bool,
+    /// Docker: the user the container runs as (`uid[:gid]` or a name).
+    #[serde(default)]
+    pub user: String,
+    /// Docker: the working directory (absolute).
+    #[serde(default)]
+    pub workdir: String,
+    /// Docker: memory limit in MiB (default 512; 0 = none).
+    #[serde(default)]
+    #[schema(default = 512)]
+    pub memory_mb: u64,
+    /// Docker: CPU limit in cores (default 1; 0 = none).
+    #[serde(default)]
+    #[schema(default = 1.0)]
+    pub cpus: f64,
+    /// Docker: process limit (default 256; 0 = none).
+    #[serde(default)]
+    #[schema(default = 256)]
+    pub pids_limit: u64,
+    /// Docker: tmpfs mounts `path[:options]` (default `/tmp` of 64 MiB with a read-only root).
+    #[serde(default)]
+    pub tmpfs: Vec<String>,
+    /// Docker: capabilities given back (all are dropped; ALL and SYS_ADMIN are refused).
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// Docker: `no-new-privileges` (default true).
+    #[serde(default)]
+    #[schema(default = true)]
+    pub no_new_privileges: bool,
+    /// Remote: seconds to open a connection (default 10).
+    #[serde(default)]
+    #[schema(default = 10, minimum = 1, maximum = 300)]
+    pub connect_timeout_s: u64,
+    /// Remote: allow an endpoint on a link-local or cloud-metadata address.
+    #[serde(default)]
+    pub allow_link_local: bool,
     /// Scope the provider belongs to: it gets only that scope's secrets.
     #[serde(default)]
     #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
@@ -141,14 +176,20 @@ pub struct ProviderSpec {
     pub policies: Vec<ProviderPolicy>,
 }
 
-/// A tool policy inside a provider spec: exactly one of `principal_id` and
-/// `role_id`.
+/// A policy inside a provider spec: exactly one of `principal_id` and
+/// `role_id`; at most one of `tool`, `resource` and `prompt`.
 #[derive(Serialize, ToSchema)]
 pub struct ProviderPolicy {
     /// Glob over the provider's own tool names (default `*`).
     #[serde(default)]
     #[schema(default = "*")]
     pub tool: String,
+    /// Glob over resource URIs: the policy governs resource reads.
+    #[schema(required = false)]
+    pub resource: String,
+    /// Glob over prompt names: the policy governs prompt gets.
+    #[schema(required = false)]
+    pub prompt: String,
     /// The principal it is about.
     #[schema(required = false)]
     pub principal_id: String,

@@ -104,7 +104,12 @@ pub async fn build(opts: &ServerOptions) -> Result<(AppState, HangarConfig), Ser
     .map_err(ServerError::Config)?;
     let store =
         Store::open(&opts.data_dir.join("hangar.db")).map_err(|e| data_err(e.to_string()))?;
+    let instance_id = store
+        .instance_id()
+        .await
+        .map_err(|e| data_err(e.to_string()))?;
     let engine = Engine::new(EngineConfig {
+        instance_id,
         tool_separator: config.server.tool_separator.clone(),
         log_capacity: config.server.max_log_lines,
         log_lines_per_s: config.server.log_lines_per_s,

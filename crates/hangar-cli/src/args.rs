@@ -160,8 +160,11 @@ pub enum ProvidersCommand {
     },
     /// Show one provider.
     Get { id: String },
-    /// Register a provider: `hangar providers add time -- python -m mcp_server_time`.
-    Add(AddArgs),
+    /// Register a provider: `hangar providers add time -- python -m mcp_server_time`,
+    /// `hangar providers add fx --mode docker --image hangar-fixture:dev`,
+    /// `hangar providers add api --mode remote --endpoint https://host/mcp --header "Authorization=Bearer ${secret:API}"`.
+    #[command(visible_alias = "create")]
+    Add(Box<AddArgs>),
     /// Change a provider's description, env (replaced whole), idle TTL or
     /// health-check interval; env changes apply at its next start.
     Update(UpdateArgs),
@@ -245,12 +248,51 @@ pub struct AddArgs {
     /// Human-readable description.
     #[arg(long)]
     pub description: Option<String>,
-    /// Container image (docker mode).
+    /// Container image (docker mode); never pulled: it must be on the engine.
     #[arg(long)]
     pub image: Option<String>,
+    /// Docker: a volume, SOURCE:TARGET[:ro|rw] (repeatable).
+    #[arg(long = "volume", value_name = "SRC:DST[:ro]")]
+    pub volumes: Vec<String>,
+    /// Docker: the network (default none).
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Docker: a writable root file system (read-only by default).
+    #[arg(long)]
+    pub writable: bool,
+    /// Docker: the user to run as (uid[:gid]).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Docker: the working directory in the container.
+    #[arg(long)]
+    pub workdir: Option<String>,
+    /// Docker: memory limit in MiB (default 512; 0 = none).
+    #[arg(long, value_name = "MIB")]
+    pub memory_mb: Option<u64>,
+    /// Docker: CPU limit in cores (default 1; 0 = none).
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Docker: process limit (default 256; 0 = none).
+    #[arg(long)]
+    pub pids_limit: Option<u64>,
+    /// Docker: a tmpfs mount, PATH[:OPTIONS] (repeatable; default /tmp).
+    #[arg(long = "tmpfs", value_name = "PATH[:OPTIONS]")]
+    pub tmpfs: Vec<String>,
+    /// Docker: a capability to give back (all are dropped) (repeatable).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
     /// Streamable HTTP URL (remote mode).
     #[arg(long)]
     pub endpoint: Option<String>,
+    /// Remote: an HTTP header, NAME=VALUE (repeatable; values may use ${secret:NAME}).
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// Remote: seconds to connect (default 10).
+    #[arg(long, value_name = "SECONDS")]
+    pub connect_timeout: Option<u64>,
+    /// Remote: allow an endpoint on a link-local or metadata address.
+    #[arg(long)]
+    pub allow_link_local: bool,
 }
 
 impl AddArgs {
@@ -290,10 +332,47 @@ impl AddArgs {
             ("description", &self.description),
             ("image", &self.image),
             ("endpoint", &self.endpoint),
+            ("network", &self.network),
+            ("user", &self.user),
+            ("workdir", &self.workdir),
         ] {
             if let Some(value) = value {
                 body.insert(key.into(), Value::from(value.as_str()));
             }
+        }
+        for (key, list) in [
+            ("volumes", &self.volumes),
+            ("tmpfs", &self.tmpfs),
+            ("cap_add", &self.cap_add),
+        ] {
+            if !list.is_empty() {
+                body.insert(key.into(), Value::from(list.clone()));
+            }
+        }
+        for (key, value) in [
+            ("memory_mb", self.memory_mb),
+            ("pids_limit", self.pids_limit),
+            ("connect_timeout_s", self.connect_timeout),
+        ] {
+            if let Some(value) = value {
+                body.insert(key.into(), Value::from(value));
+            }
+        }
+        if let Some(cpus) = self.cpus {
+            body.insert("cpus".into(), Value::from(cpus));
+        }
+        if self.writable {
+            body.insert("read_only".into(), Value::from(false));
+        }
+        if self.allow_link_local {
+            body.insert("allow_link_local".into(), Value::from(true));
+        }
+        if !self.headers.is_empty() {
+            let headers: Map<String, Value> = parse_env_pairs(&self.headers)?
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            body.insert("headers".into(), Value::Object(headers));
         }
         Ok(Value::Object(body))
     }

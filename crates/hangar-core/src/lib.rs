@@ -24,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod group;
 pub mod naming;
+pub mod net;
 pub mod policy;
 pub mod ratelimit;
 pub mod rbac;

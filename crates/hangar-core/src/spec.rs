@@ -94,6 +94,31 @@ impl SpecError {
     }
 }
 
+/// Default memory limit of a docker provider, in MiB.
+pub const DEFAULT_MEMORY_MB: u64 = 512;
+/// Smallest memory limit Docker accepts, in MiB.
+pub const MIN_MEMORY_MB: u64 = 6;
+/// Largest memory limit accepted, in MiB (1 TiB).
+pub const MAX_MEMORY_MB: u64 = 1024 * 1024;
+/// Default CPU limit of a docker provider, in cores.
+pub const DEFAULT_CPUS: f64 = 1.0;
+/// Default process limit of a docker provider.
+pub const DEFAULT_PIDS_LIMIT: u64 = 256;
+/// Default tmpfs of a docker provider with a read-only root.
+pub const DEFAULT_TMPFS: &str = "/tmp:rw,noexec,nosuid,size=64m";
+/// Headers of a remote provider's requests that Hangar sets itself: a spec may not set them.
+pub const RESERVED_HEADERS: [&str; 6] = [
+    "accept",
+    "content-type",
+    "content-length",
+    "host",
+    "mcp-session-id",
+    "last-event-id",
+];
+
+/// Default seconds a remote provider has to accept a connection.
+pub const DEFAULT_CONNECT_TIMEOUT_S: u64 = 10;
+
 /// How to run or reach one provider. Unknown fields are rejected; empty and unset fields are
 /// left out when serialized.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -147,6 +172,38 @@ pub struct ProviderSpec {
     /// Docker read-only root filesystem (the engine defaults to `true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
+    /// Docker: the user (`uid[:gid]` or a name the image knows) the container runs as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Docker: the working directory inside the container.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// Docker: memory limit in MiB (default [`DEFAULT_MEMORY_MB`]; 0 = no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+    /// Docker: CPU limit in cores (default [`DEFAULT_CPUS`]; 0 = no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Docker: most processes in the container (default [`DEFAULT_PIDS_LIMIT`]; 0 = no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<u64>,
+    /// Docker: tmpfs mounts, `path` or `path:options` (default: `/tmp` of 64 MiB when the
+    /// root is read-only; `[]` mounts none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmpfs: Option<Vec<String>>,
+    /// Docker: capabilities given back (all are dropped by default), e.g. `NET_BIND_SERVICE`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    /// Docker: `no-new-privileges` (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_new_privileges: Option<bool>,
+    /// Remote: seconds allowed to open a connection (default [`DEFAULT_CONNECT_TIMEOUT_S`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_s: Option<u64>,
+    /// Remote: allow an endpoint on a link-local or cloud-metadata address (169.254.0.0/16,
+    /// fe80::/10); refused by default.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_link_local: bool,
     /// The scope the provider belongs to: it gets only that scope's secrets
     /// (an unscoped provider gets only unscoped secrets).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -177,6 +234,16 @@ impl Default for ProviderSpec {
             volumes: Vec::new(),
             network: None,
             read_only: None,
+            user: None,
+            workdir: None,
+            memory_mb: None,
+            cpus: None,
+            pids_limit: None,
+            tmpfs: None,
+            cap_add: Vec::new(),
+            no_new_privileges: None,
+            connect_timeout_s: None,
+            allow_link_local: false,
             scope: None,
             policies: Vec::new(),
         }
@@ -214,6 +281,25 @@ impl ProviderSpec {
         }
     }
 
+    /// Whether `other` runs something else than `self` (what decides what runs:
+    /// mode, command, image, env, volumes, endpoint, headers, container settings,
+    /// scope), as opposed to lifecycle settings (description, timeouts, health
+    /// checks, policies).
+    pub fn runs_differently_from(&self, other: &Self) -> bool {
+        let lifecycle_only = |s: &Self| Self {
+            description: None,
+            idle_ttl_s: 0,
+            health_check_interval_s: 0,
+            max_consecutive_failures: 0,
+            max_failures: 0,
+            startup_timeout_s: 0,
+            call_timeout_s: 0,
+            policies: Vec::new(),
+            ..s.clone()
+        };
+        lifecycle_only(self) != lifecycle_only(other)
+    }
+
     /// The state machine policy this spec asks for, with the default restart backoff.
     pub fn failure_policy(&self) -> FailurePolicy {
         FailurePolicy {
@@ -230,7 +316,25 @@ impl ProviderSpec {
         match self.mode {
             ProviderMode::Subprocess => self.check_subprocess()?,
             ProviderMode::Docker => self.check_docker()?,
-            ProviderMode::Remote => check_endpoint(self.endpoint.as_deref())?,
+            ProviderMode::Remote => {
+                check_endpoint(self.endpoint.as_deref())?;
+                if let Some(t) = self.connect_timeout_s
+                    && !(1..=300).contains(&t)
+                {
+                    return Err(SpecError::new(
+                        "connect_timeout_s",
+                        "must be between 1 and 300",
+                    ));
+                }
+                if !self.allow_link_local
+                    && let Some(why) = self
+                        .endpoint
+                        .as_deref()
+                        .and_then(crate::net::forbidden_endpoint)
+                {
+                    return Err(SpecError::new("endpoint", why));
+                }
+            }
         }
         for (name, value) in &self.env {
             check_env(name, value)?;
@@ -257,15 +361,33 @@ impl ProviderSpec {
     /// Rejects fields that belong to another mode.
     fn check_mode_fields(&self) -> Result<(), SpecError> {
         use ProviderMode::{Docker, Remote, Subprocess};
-        let present: [(&str, bool, &[ProviderMode]); 9] = [
-            ("command", !self.command.is_empty(), &[Subprocess]),
+        let present: [(&str, bool, &[ProviderMode]); 19] = [
+            ("command", !self.command.is_empty(), &[Subprocess, Docker]),
             ("cwd", self.cwd.is_some(), &[Subprocess]),
             ("image", self.image.is_some(), &[Docker]),
             ("volumes", !self.volumes.is_empty(), &[Docker]),
             ("network", self.network.is_some(), &[Docker]),
             ("read_only", self.read_only.is_some(), &[Docker]),
+            ("user", self.user.is_some(), &[Docker]),
+            ("workdir", self.workdir.is_some(), &[Docker]),
+            ("memory_mb", self.memory_mb.is_some(), &[Docker]),
+            ("cpus", self.cpus.is_some(), &[Docker]),
+            ("pids_limit", self.pids_limit.is_some(), &[Docker]),
+            ("tmpfs", self.tmpfs.is_some(), &[Docker]),
+            ("cap_add", !self.cap_add.is_empty(), &[Docker]),
+            (
+                "no_new_privileges",
+                self.no_new_privileges.is_some(),
+                &[Docker],
+            ),
             ("endpoint", self.endpoint.is_some(), &[Remote]),
             ("headers", !self.headers.is_empty(), &[Remote]),
+            (
+                "connect_timeout_s",
+                self.connect_timeout_s.is_some(),
+                &[Remote],
+            ),
+            ("allow_link_local", self.allow_link_local, &[Remote]),
             ("env", !self.env.is_empty(), &[Subprocess, Docker]),
         ];
         for (field, set, modes) in present {
@@ -341,6 +463,69 @@ impl ProviderSpec {
                 "network",
                 "must be a non-empty network name without whitespace",
             ));
+        }
+        for (i, arg) in self.command.iter().enumerate() {
+            if arg.contains('\0') {
+                return Err(SpecError::new(
+                    format!("command[{i}]"),
+                    "must not contain NUL",
+                ));
+            }
+        }
+        for (field, value) in [("user", &self.user), ("workdir", &self.workdir)] {
+            if let Some(v) = value
+                && (v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()))
+            {
+                return Err(SpecError::new(
+                    field,
+                    "must be non-empty, without whitespace or control characters",
+                ));
+            }
+        }
+        if self.workdir.as_deref().is_some_and(|w| !w.starts_with('/')) {
+            return Err(SpecError::new("workdir", "must be an absolute path"));
+        }
+        if let Some(mb) = self.memory_mb
+            && mb != 0
+            && !(MIN_MEMORY_MB..=MAX_MEMORY_MB).contains(&mb)
+        {
+            return Err(SpecError::new(
+                "memory_mb",
+                format!("must be 0 (no limit) or between {MIN_MEMORY_MB} and {MAX_MEMORY_MB}"),
+            ));
+        }
+        if let Some(cpus) = self.cpus
+            && !(cpus == 0.0 || (0.01..=1024.0).contains(&cpus))
+        {
+            return Err(SpecError::new(
+                "cpus",
+                "must be 0 (no limit) or between 0.01 and 1024",
+            ));
+        }
+        for (i, mount) in self.tmpfs.iter().flatten().enumerate() {
+            let path = mount.split_once(':').map_or(mount.as_str(), |(p, _)| p);
+            if !path.starts_with('/') || mount.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(SpecError::new(
+                    format!("tmpfs[{i}]"),
+                    "must be an absolute path, optionally followed by :options, without whitespace",
+                ));
+            }
+        }
+        for (i, cap) in self.cap_add.iter().enumerate() {
+            let name = cap.strip_prefix("CAP_").unwrap_or(cap);
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                return Err(SpecError::new(
+                    format!("cap_add[{i}]"),
+                    "must be a capability name such as NET_BIND_SERVICE",
+                ));
+            }
+            if name == "ALL" || name == "SYS_ADMIN" {
+                return Err(SpecError::new(
+                    format!("cap_add[{i}]"),
+                    "ALL and SYS_ADMIN amount to a privileged container and are refused",
+                ));
+            }
         }
         Ok(())
     }
@@ -591,6 +776,15 @@ fn check_header(name: &str, value: &str) -> Result<(), SpecError> {
         return Err(SpecError::new(
             format!("headers.{name}"),
             "header value must not contain CR, LF or NUL",
+        ));
+    }
+    if RESERVED_HEADERS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(name))
+    {
+        return Err(SpecError::new(
+            format!("headers.{name}"),
+            "is set by Hangar itself",
         ));
     }
     Ok(())

@@ -86,3 +86,19 @@ impl UpstreamError {
         }
     }
 }
+
+/// `e` and its chain of sources, `: `-separated (the root cause, e.g.
+/// "Connection refused", is often only in a source).
+pub(crate) fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}

@@ -6,6 +6,8 @@
 //!   resources and prompts, with routing.
 //! - [`server`]: [`AggregatingServer`], the MCP server handler clients talk
 //!   to, behind the small [`Backend`] trait the runtime implements.
+//! - [`remote`]: the Streamable HTTP client transport of remote providers
+//!   (their headers, never the caller's; link-local addresses refused).
 //!
 //! API boundary: this crate knows nothing about processes, containers or
 //! storage.
@@ -14,6 +16,7 @@
 pub mod catalog;
 pub mod error;
 pub mod gate;
+pub mod remote;
 pub mod server;
 pub mod upstream;
 

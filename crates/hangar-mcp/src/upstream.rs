@@ -362,7 +362,7 @@ impl Upstream {
             .await
             .map_err(|e| UpstreamError::Handshake {
                 provider: provider.to_owned(),
-                message: e.to_string(),
+                message: crate::error::with_sources(&e),
             })?;
         let peer = service.peer().clone();
         let closed = CancellationToken::new();
@@ -430,7 +430,14 @@ impl Upstream {
             .is_some_and(|i| i.protocol_version.as_str() >= "2026-07-28");
         let fut = async {
             if modern {
-                self.peer.discover(Default::default()).await.map(|_| ())
+                // Sent as a request, not through `Peer::discover`, which
+                // answers from its cache (stale ones too, on error) and
+                // would hide a dead provider.
+                let discover = rmcp::model::DiscoverRequest::new(Default::default());
+                self.peer
+                    .send_request(ClientRequest::DiscoverRequest(discover))
+                    .await
+                    .map(|_| ())
             } else {
                 self.peer
                     .send_request(ClientRequest::PingRequest(Default::default()))

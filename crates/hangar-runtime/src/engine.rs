@@ -45,6 +45,10 @@ pub struct EngineConfig {
     pub max_running_providers: usize,
     /// How long a call held by an `ask` policy (or a provider's question) waits.
     pub approval_timeout: std::time::Duration,
+    /// This server instance (one per data directory, see
+    /// [`Store::instance_id`]): labels its containers, so a restart finds
+    /// the ones an earlier run left.
+    pub instance_id: String,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +64,7 @@ impl Default for EngineConfig {
             approval_timeout: std::time::Duration::from_secs(
                 hangar_core::config::DEFAULT_APPROVAL_TIMEOUT_S,
             ),
+            instance_id: format!("mem-{:016x}", rand::random::<u64>()),
         }
     }
 }
@@ -123,6 +128,7 @@ impl Engine {
                     }),
                     max_running: config.max_running_providers,
                     ledger: config.store.clone(),
+                    docker: Arc::new(crate::container::DockerEngine::new(config.instance_id)),
                 },
                 gate,
             }),
@@ -146,15 +152,16 @@ impl Engine {
         self.shared.store.as_ref()
     }
 
-    /// Kills the provider processes an earlier run of this server (same data
-    /// directory) left behind when it was killed without stopping them:
-    /// their process groups were recorded at spawn. Returns how many
-    /// processes were killed. Call before any provider starts.
+    /// Kills the provider processes and removes the containers an earlier
+    /// run of this server (same data directory) left behind when it was
+    /// killed without stopping them: process groups were recorded at spawn,
+    /// containers carry this instance's label. Returns how many processes
+    /// and containers went. Call before any provider starts.
     pub async fn sweep_strays(&self) -> Result<usize, RuntimeError> {
+        let mut killed = self.shared.start.docker.sweep_strays().await;
         let Some(store) = &self.shared.store else {
-            return Ok(0);
+            return Ok(killed);
         };
-        let mut killed = 0;
         for (provider, record) in store.process_groups().await? {
             let n = crate::process::sweep_group(record);
             if n > 0 {
@@ -377,14 +384,7 @@ impl Engine {
             store.put_provider(id, &spec).await?;
         }
         let old = provider.spec();
-        let restart_required = provider.state().is_running()
-            && (old.mode != spec.mode
-                || old.command != spec.command
-                || old.cwd != spec.cwd
-                || old.env != spec.env
-                || old.image != spec.image
-                || old.endpoint != spec.endpoint
-                || old.headers != spec.headers);
+        let restart_required = provider.state().is_running() && old.runs_differently_from(&spec);
         provider.set_spec(spec);
         self.refresh_spec_policies();
         Ok(restart_required)

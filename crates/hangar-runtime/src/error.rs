@@ -34,9 +34,6 @@ pub enum RuntimeError {
     /// Startup took too long.
     #[error("provider '{provider}' did not become ready within {after:?}")]
     StartTimeout { provider: String, after: Duration },
-    /// A mode or feature not available.
-    #[error("provider '{provider}': {what}")]
-    Unsupported { provider: String, what: String },
     /// Talking to the provider failed.
     #[error(transparent)]
     Upstream(#[from] hangar_mcp::UpstreamError),
@@ -70,10 +67,7 @@ impl RuntimeError {
             Self::Spawn { .. } | Self::StartTimeout { .. } | Self::Upstream(_) => {
                 ErrorOrigin::Upstream
             }
-            Self::Removed(_)
-            | Self::Unsupported { .. }
-            | Self::Store(_)
-            | Self::AtCapacity { .. } => ErrorOrigin::Hangar,
+            Self::Removed(_) | Self::Store(_) | Self::AtCapacity { .. } => ErrorOrigin::Hangar,
         }
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod approvals;
 pub mod catalog;
+pub mod container;
 pub mod engine;
 pub mod error;
 pub mod events;

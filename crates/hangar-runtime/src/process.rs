@@ -228,6 +228,25 @@ pub async fn spawn(
     ))
 }
 
+/// Waits until `exited` holds how something ended (`fallback` when its
+/// watcher is gone without saying).
+pub(crate) async fn wait_exit(
+    exited: &watch::Receiver<Option<ExitInfo>>,
+    fallback: &str,
+) -> ExitInfo {
+    let mut rx = exited.clone();
+    loop {
+        if let Some(e) = rx.borrow_and_update().clone() {
+            return e;
+        }
+        if rx.changed().await.is_err() {
+            return ExitInfo {
+                description: fallback.to_owned(),
+            };
+        }
+    }
+}
+
 fn describe_status(s: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     if let Some(code) = s.code() {
@@ -250,17 +269,7 @@ impl ChildProcess {
 
     /// Waits until the process has exited and been reaped.
     pub async fn wait(&self) -> ExitInfo {
-        let mut rx = self.exited.clone();
-        loop {
-            if let Some(e) = rx.borrow_and_update().clone() {
-                return e;
-            }
-            if rx.changed().await.is_err() {
-                return ExitInfo {
-                    description: "exited".into(),
-                };
-            }
-        }
+        wait_exit(&self.exited, "exited").await
     }
 
     /// SIGTERM to the whole process group, SIGKILL after `grace`, then waits

@@ -1,7 +1,7 @@
 //! One supervisor per provider: lazy single-flight start, health checks, idle
 //! shutdown, restart with backoff, all driven through the core state machine.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::container::{Container, DockerEngine};
 use crate::error::RuntimeError;
 use crate::logs::{LogLine, LogRing};
 use crate::process::{self, ChildProcess};
@@ -97,15 +98,63 @@ pub struct ProviderStatus {
 
 struct Live {
     upstream: Arc<Upstream>,
-    child: Option<ChildProcess>,
+    runner: Runner,
     generation: u64,
     /// Held while the process runs (`server.max_running_providers`).
     _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
+/// The stdio a local provider speaks MCP over: what it writes, what it reads.
+type StdioPair = (
+    std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
+    std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+);
+
+/// What runs a provider, and what stopping it ends.
+enum Runner {
+    /// A child process (subprocess mode).
+    Process(ChildProcess),
+    /// A container (docker mode).
+    Container(Container),
+    /// Nothing local: a remote endpoint; the token ends the link.
+    Remote(CancellationToken),
+}
+
+impl Runner {
+    /// Waits until it ends by itself; why.
+    async fn wait(&self) -> String {
+        match self {
+            Self::Process(child) => child.wait().await.description,
+            Self::Container(container) => container.wait().await.description,
+            Self::Remote(link) => {
+                link.cancelled().await;
+                "connection closed".to_owned()
+            }
+        }
+    }
+
+    /// Stops it for good (process group killed, container removed).
+    async fn terminate(&self) {
+        match self {
+            Self::Process(child) => {
+                child.terminate(STOP_GRACE).await;
+            }
+            Self::Container(container) => container.terminate().await,
+            Self::Remote(link) => link.cancel(),
+        }
+    }
+
+    fn pid(&self) -> Option<i32> {
+        match self {
+            Self::Process(child) => Some(child.pid),
+            Self::Container(_) | Self::Remote(_) => None,
+        }
+    }
+}
+
 /// What every provider's start shares with the engine: the env resolver
-/// (secrets) and the cap on running providers.
-#[derive(Clone, Default)]
+/// (secrets), the cap on running providers, the Docker engine.
+#[derive(Clone)]
 pub(crate) struct StartContext {
     pub(crate) env_resolver: Arc<ArcSwapOption<EnvResolver>>,
     /// One permit per running provider; none: no cap.
@@ -115,15 +164,15 @@ pub(crate) struct StartContext {
     /// Where running process groups are recorded (swept at the next start
     /// if the server is killed).
     pub(crate) ledger: Option<crate::store::Store>,
+    /// The Docker engine of docker providers.
+    pub(crate) docker: Arc<DockerEngine>,
 }
 
 impl Live {
-    /// Closes the MCP session and terminates the process group.
+    /// Closes the MCP session and stops what runs the provider.
     async fn shut_down(&self) {
         self.upstream.close().await;
-        if let Some(child) = &self.child {
-            child.terminate(STOP_GRACE).await;
-        }
+        self.runner.terminate().await;
     }
 }
 
@@ -290,7 +339,7 @@ impl Provider {
             },
             tools_predefined: false,
             description: spec.description.clone(),
-            pid: live.as_ref().and_then(|l| l.child.as_ref().map(|c| c.pid)),
+            pid: live.as_ref().and_then(|l| l.runner.pid()),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             consecutive_failures: m.consecutive_failures(),
             restart_count: m.restart_count(),
@@ -406,16 +455,36 @@ impl Provider {
     ) -> Result<(Arc<Live>, ProviderListing), RuntimeError> {
         let spec = self.spec();
         match spec.mode {
-            ProviderMode::Subprocess => {}
-            mode => {
-                return Err(RuntimeError::Unsupported {
-                    provider: self.id.clone(),
-                    what: format!("mode '{mode}' is not supported yet"),
-                });
-            }
+            ProviderMode::Subprocess | ProviderMode::Docker => self.run_local(&spec).await,
+            ProviderMode::Remote => self.connect_remote(&spec).await,
         }
-        // The spec keeps the `${secret:...}` references; the resolved env
-        // lives only until the process is spawned, and is never logged.
+    }
+
+    /// `map` with its `${secret:...}` references resolved for this provider's
+    /// scope (as written when no resolver is set). The result lives only
+    /// until it is handed over, and is never logged.
+    fn resolve(
+        &self,
+        spec: &ProviderSpec,
+        map: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, RuntimeError> {
+        match self.start.env_resolver.load().as_deref() {
+            Some(r) => r
+                .resolve(&self.id, spec.scope.as_deref(), map)
+                .map_err(|e| RuntimeError::Spawn {
+                    provider: self.id.clone(),
+                    message: e.to_string(),
+                }),
+            None => Ok(map.clone()),
+        }
+    }
+
+    /// Subprocess and docker providers: something runs locally, holding one
+    /// of `server.max_running_providers` slots, and speaks MCP over stdio.
+    async fn run_local(
+        self: &Arc<Self>,
+        spec: &ProviderSpec,
+    ) -> Result<(Arc<Live>, ProviderListing), RuntimeError> {
         let slot =
             match &self.start.slots {
                 Some(slots) => Some(slots.clone().try_acquire_owned().map_err(|_| {
@@ -426,34 +495,83 @@ impl Provider {
                 })?),
                 None => None,
             };
-        let mut resolved = match self.start.env_resolver.load().as_deref() {
-            Some(r) => Some(
-                r.resolve(&self.id, spec.scope.as_deref(), &spec.env)
-                    .map_err(|e| RuntimeError::Spawn {
-                        provider: self.id.clone(),
-                        message: e.to_string(),
-                    })?,
-            ),
-            None => None,
+        // The spec keeps the `${secret:...}` references; the resolved env
+        // lives only until the process or container is created.
+        let mut env = self.resolve(spec, &spec.env)?;
+        let started = if spec.mode == ProviderMode::Docker {
+            self.start
+                .docker
+                .start(&self.id, spec, &env, self.logs.clone())
+                .await
+                .map(|(c, pipes)| (Runner::Container(c), (pipes.stdout, pipes.stdin)))
+        } else {
+            process::spawn(
+                &self.id,
+                &spec.command,
+                &env,
+                spec.cwd.as_deref(),
+                self.logs.clone(),
+                self.start.ledger.clone(),
+            )
+            .await
+            .map(|(child, pipes)| {
+                let io: StdioPair = (Box::pin(pipes.stdout), Box::pin(pipes.stdin));
+                (Runner::Process(child), io)
+            })
         };
-        let spawned = process::spawn(
-            &self.id,
-            &spec.command,
-            resolved.as_ref().unwrap_or(&spec.env),
-            spec.cwd.as_deref(),
-            self.logs.clone(),
-            self.start.ledger.clone(),
-        )
-        .await;
-        if let Some(env) = &mut resolved {
-            crate::secrets::wipe(env);
-        }
-        let (child, pipes) = spawned?;
+        crate::secrets::wipe(&mut env);
+        let (runner, io) = started?;
+        self.handshake(spec, runner, slot, |events| {
+            Upstream::connect(&self.id, io, events)
+        })
+        .await
+    }
+
+    /// Remote providers: an HTTP client with the spec's headers (secrets
+    /// resolved), never the caller's.
+    async fn connect_remote(
+        self: &Arc<Self>,
+        spec: &ProviderSpec,
+    ) -> Result<(Arc<Live>, ProviderListing), RuntimeError> {
+        let mut headers = self.resolve(spec, &spec.headers)?;
+        let transport = hangar_mcp::remote::transport(&hangar_mcp::remote::RemoteOptions {
+            provider: &self.id,
+            endpoint: spec.endpoint.as_deref().unwrap_or_default(),
+            headers: &headers,
+            connect_timeout: Duration::from_secs(
+                spec.connect_timeout_s
+                    .unwrap_or(hangar_core::spec::DEFAULT_CONNECT_TIMEOUT_S),
+            ),
+            allow_link_local: spec.allow_link_local,
+        });
+        crate::secrets::wipe(&mut headers);
+        let transport = transport.map_err(RuntimeError::Upstream)?;
+        let link = CancellationToken::new();
+        self.handshake(spec, Runner::Remote(link), None, |events| {
+            Upstream::connect(&self.id, transport, events)
+        })
+        .await
+    }
+
+    /// The MCP handshake and first listing over what `connect` opens, within
+    /// `startup_timeout_s`; what runs the provider is stopped on failure (or
+    /// when it ends during the handshake).
+    async fn handshake<F, Fut>(
+        self: &Arc<Self>,
+        spec: &ProviderSpec,
+        runner: Runner,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+        connect: F,
+    ) -> Result<(Arc<Live>, ProviderListing), RuntimeError>
+    where
+        F: FnOnce(EventSink) -> Fut,
+        Fut: std::future::Future<Output = Result<Upstream, hangar_mcp::UpstreamError>>,
+    {
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         let events = self.event_sink();
         let timeout = Duration::from_secs(spec.startup_timeout_s);
         let connect = async {
-            let upstream = Upstream::connect(&self.id, (pipes.stdout, pipes.stdin), events).await?;
+            let upstream = connect(events).await?;
             let listing = upstream.fetch_listing().await?;
             Ok::<_, hangar_mcp::UpstreamError>((upstream, listing))
         };
@@ -463,23 +581,23 @@ impl Provider {
                 Ok(Err(e)) => Err(RuntimeError::Upstream(e)),
                 Err(_) => Err(RuntimeError::StartTimeout { provider: self.id.clone(), after: timeout }),
             },
-            exit = child.wait() => Err(RuntimeError::Spawn {
+            cause = runner.wait() => Err(RuntimeError::Spawn {
                 provider: self.id.clone(),
-                message: format!("process {} during startup", exit.description),
+                message: format!("{cause} during startup"),
             }),
         };
         match result {
             Ok((upstream, listing)) => Ok((
                 Arc::new(Live {
                     upstream: Arc::new(upstream),
-                    child: Some(child),
+                    runner,
                     generation,
                     _slot: slot,
                 }),
                 listing,
             )),
             Err(e) => {
-                child.terminate(STOP_GRACE).await;
+                runner.terminate().await;
                 Err(e)
             }
         }
@@ -512,10 +630,7 @@ impl Provider {
     fn watch_exit(self: &Arc<Self>, live: Arc<Live>) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
-            let cause = match &live.child {
-                Some(child) => child.wait().await.description,
-                None => "connection closed".to_owned(),
-            };
+            let cause = live.runner.wait().await;
             let generation = live.generation;
             drop(live);
             if let Some(p) = weak.upgrade() {
@@ -587,9 +702,16 @@ impl Provider {
     pub fn record_call(&self, provider_failure: Option<&str>) {
         match provider_failure {
             Some(cause) => {
-                self.apply(ProviderEvent::CheckFailed {
+                let t = self.apply(ProviderEvent::CheckFailed {
                     cause: cause.to_owned(),
                 });
+                if t.is_some_and(|t| t.to == ProviderState::Dead)
+                    && let Some(live) = self.live.swap(None)
+                {
+                    // Declared dead by its calls: stop it; backoff restarts
+                    // it (a remote link would otherwise stay up, dead).
+                    tokio::spawn(async move { live.shut_down().await });
+                }
             }
             None => {
                 if self.state() == ProviderState::Degraded {

@@ -59,16 +59,6 @@ CREATE TABLE IF NOT EXISTS catalog (
     spec TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS tool_policies (
-    provider_glob TEXT NOT NULL,
-    tool_glob TEXT NOT NULL,
-    subject_kind TEXT NOT NULL,
-    subject_id TEXT NOT NULL,
-    effect TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    kind TEXT NOT NULL DEFAULT 'tool',
-    PRIMARY KEY (kind, provider_glob, tool_glob, subject_kind, subject_id)
-);
 CREATE TABLE IF NOT EXISTS scopes (
     id TEXT PRIMARY KEY,
     spec TEXT NOT NULL,
@@ -85,6 +75,10 @@ CREATE TABLE IF NOT EXISTS roles (
     id TEXT PRIMARY KEY,
     spec TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS process_groups (
     pgid INTEGER PRIMARY KEY,
     provider TEXT NOT NULL,
@@ -97,6 +91,20 @@ CREATE TABLE IF NOT EXISTS principal_roles (
     PRIMARY KEY (principal_id, role_id)
 );
 ";
+
+/// The policies table (kept apart from [`SCHEMA`]: older databases get it
+/// by a rebuild in [`migrate`]).
+const TOOL_POLICIES: &str = "
+CREATE TABLE IF NOT EXISTS tool_policies (
+    provider_glob TEXT NOT NULL,
+    tool_glob TEXT NOT NULL,
+    subject_kind TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    effect TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'tool',
+    PRIMARY KEY (kind, provider_glob, tool_glob, subject_kind, subject_id)
+);";
 
 /// A stored API key (never the raw key).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,29 +151,21 @@ fn migrate(c: &Connection) -> Result<(), StoreError> {
         c.execute_batch("ALTER TABLE api_keys ADD COLUMN parent_key_id TEXT")?;
     }
     let policies = columns("tool_policies")?;
-    if !policies.iter().any(|n| n == "kind") {
+    if !policies.is_empty() && !policies.iter().any(|n| n == "kind") {
         // The primary key gains the kind: rebuild the table.
-        c.execute_batch(
+        c.execute_batch(&format!(
             "BEGIN;
              ALTER TABLE tool_policies RENAME TO tool_policies_old;
-             CREATE TABLE tool_policies (
-                 provider_glob TEXT NOT NULL,
-                 tool_glob TEXT NOT NULL,
-                 subject_kind TEXT NOT NULL,
-                 subject_id TEXT NOT NULL,
-                 effect TEXT NOT NULL,
-                 created_at TEXT NOT NULL,
-                 kind TEXT NOT NULL DEFAULT 'tool',
-                 PRIMARY KEY (kind, provider_glob, tool_glob, subject_kind, subject_id)
-             );
+             {TOOL_POLICIES}
              INSERT INTO tool_policies
                  (provider_glob, tool_glob, subject_kind, subject_id, effect, created_at)
                  SELECT provider_glob, tool_glob, subject_kind, subject_id, effect, created_at
                  FROM tool_policies_old;
              DROP TABLE tool_policies_old;
-             COMMIT;",
-        )?;
+             COMMIT;"
+        ))?;
     }
+    c.execute_batch(TOOL_POLICIES)?;
     Ok(())
 }
 
@@ -754,6 +754,25 @@ impl Store {
         .await
     }
 
+    /// This data directory's server instance id, made at first use: it
+    /// labels the containers the server runs.
+    pub async fn instance_id(&self) -> Result<String, StoreError> {
+        let fresh = format!("{:016x}", rand::random::<u64>());
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('instance_id', ?1)
+                 ON CONFLICT(key) DO NOTHING",
+                params![fresh],
+            )?;
+            Ok(c.query_row(
+                "SELECT value FROM meta WHERE key = 'instance_id'",
+                [],
+                |r| r.get::<_, String>(0),
+            )?)
+        })
+        .await
+    }
+
     /// Records a running provider's process group (until it is stopped).
     pub async fn record_process_group(
         &self,
@@ -1133,6 +1152,40 @@ mod tests {
         drop(s);
         let s = Store::open(&path).expect("reopen twice");
         assert!(s.keys().await.expect("keys")[0].revoked_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn old_tool_policies_become_tool_kind_policies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hangar.db");
+        {
+            let c = Connection::open(&path).expect("open");
+            c.execute_batch(
+                "CREATE TABLE tool_policies (provider_glob TEXT NOT NULL, tool_glob TEXT NOT NULL,
+                 subject_kind TEXT NOT NULL, subject_id TEXT NOT NULL, effect TEXT NOT NULL,
+                 created_at TEXT NOT NULL,
+                 PRIMARY KEY (provider_glob, tool_glob, subject_kind, subject_id));
+                 INSERT INTO tool_policies VALUES ('fs', 'write_*', 'role', 'dev', 'deny', 't');",
+            )
+            .expect("old schema");
+        }
+        let s = Store::open(&path).expect("migrate");
+        let policies = s.tool_policies().await.expect("policies");
+        assert_eq!(policies.len(), 1);
+        assert_eq!(policies[0].kind, hangar_core::PolicyKind::Tool);
+        assert_eq!(policies[0].tool_glob, "write_*");
+        // A resource policy of the same globs is another row.
+        let resource = hangar_core::ToolPolicy::new(
+            "fs",
+            "write_*",
+            hangar_core::Subject::Role("dev".into()),
+            hangar_core::Effect::Deny,
+        )
+        .with_kind(hangar_core::PolicyKind::Resource);
+        assert!(s.put_tool_policy(&resource).await.expect("put"));
+        drop(s);
+        let s = Store::open(&path).expect("reopen");
+        assert_eq!(s.tool_policies().await.expect("policies").len(), 2);
     }
 
     #[tokio::test]

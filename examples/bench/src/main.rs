@@ -192,16 +192,23 @@ impl Drop for Server {
 /// what the bench sends.
 const UNLIMITED: &str = "server:\n  rate_limit: { requests: 1000000, per_seconds: 1 }\n";
 
+/// The benchmark's subprocess provider, `fx`.
+fn fixture_provider() -> BenchResult<String> {
+    Ok(format!(
+        "  fx:\n    command: [\"{}\"]\n    idle_ttl_s: 0\n    health_check_interval_s: 0\n",
+        bin("hangar-fixture")?.display()
+    ))
+}
+
 async fn start_server(server_settings: &str) -> BenchResult<Server> {
+    start_server_with(&fixture_provider()?, server_settings).await
+}
+
+/// A server with `providers` (YAML entries under `providers:`).
+async fn start_server_with(providers: &str, server_settings: &str) -> BenchResult<Server> {
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("hangar.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "providers:\n  fx:\n    command: [\"{}\"]\n    idle_ttl_s: 0\n    health_check_interval_s: 0\n{server_settings}",
-            bin("hangar-fixture")?.display()
-        ),
-    )?;
+    std::fs::write(&config, format!("providers:\n{providers}{server_settings}"))?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -405,5 +412,91 @@ async fn main() -> BenchResult<()> {
     }
     let _ = direct.cancel().await;
     let _ = hangar.cancel().await;
+    drop(server);
+    transports(calls).await
+}
+
+/// Spawns `hangar-fixture --http` on a free port; its URL.
+async fn http_fixture() -> BenchResult<(ChildGuard, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let guard = ChildGuard(
+        Command::new(bin("hangar-fixture")?)
+            .args(["--http", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok((guard, format!("http://127.0.0.1:{port}/mcp")));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Err("hangar-fixture --http did not start".into())
+}
+
+/// One call through Hangar per provider transport: the same fixture as a
+/// subprocess, as a container (`hangar-fixture:dev` on the engine at
+/// `DOCKER_HOST`, when there is one) and as a remote endpoint
+/// (`hangar-fixture --http`), one server, one 2025-session client.
+async fn transports(calls: usize) -> BenchResult<()> {
+    let (_remote, endpoint) = http_fixture().await?;
+    let docker = std::env::var("DOCKER_HOST").is_ok()
+        || std::path::Path::new("/var/run/docker.sock").exists();
+    let quiet = "    idle_ttl_s: 0\n    health_check_interval_s: 0\n";
+    let mut providers = fixture_provider()?;
+    providers.push_str(&format!(
+        "  rm:\n    mode: remote\n    endpoint: {endpoint}\n{quiet}"
+    ));
+    if docker {
+        providers.push_str(&format!(
+            "  dk:\n    mode: docker\n    image: hangar-fixture:dev\n{quiet}"
+        ));
+    }
+    let server = start_server_with(&providers, UNLIMITED).await?;
+    let client = hangar_client(&server.url).await?;
+    let peer = peers(std::slice::from_ref(&client));
+    let ticks = clock_ticks_per_second() as f64;
+    println!(
+        "# provider transports through hangar, {calls} calls (ms)   p50      p99   p50 ratio  server CPU/call"
+    );
+    let mut rows = vec![
+        ("subprocess (stdio pipes)", "fx__echo"),
+        ("remote (Streamable HTTP)", "rm__echo"),
+    ];
+    if docker {
+        rows.push(("docker (attached stdio)", "dk__echo"));
+    }
+    let mut base = None;
+    for (label, tool) in rows {
+        if let Err(e) = run(&peer, tool, 200).await {
+            println!("{label:<40} not measured: {e}");
+            continue;
+        }
+        let cpu0 = cpu_ticks(server.child.id())?;
+        let mut lat = run(&peer, tool, calls).await?.0;
+        let cpu1 = cpu_ticks(server.child.id())?;
+        lat.sort_unstable();
+        let p50 = percentile(&lat, 0.5);
+        let base50 = *base.get_or_insert(p50);
+        let cpu_ms = (cpu1 - cpu0) as f64 * 1000.0 / ticks;
+        println!(
+            "{label:<40}{:>8.3} {:>8.3} {:>9.2} {:>10.3}",
+            ms(p50),
+            ms(percentile(&lat, 0.99)),
+            p50.as_secs_f64() / base50.as_secs_f64(),
+            cpu_ms / calls as f64
+        );
+    }
+    if !docker {
+        println!(
+            "docker (attached stdio)                 not measured: no engine (set DOCKER_HOST)"
+        );
+    }
+    let _ = client.cancel().await;
     Ok(())
 }

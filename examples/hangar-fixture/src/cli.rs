@@ -11,6 +11,9 @@ pub struct Options {
     pub stderr_lines: u64,
     /// Serve MCP Streamable HTTP at `http://ADDR/mcp` instead of stdio.
     pub http: Option<std::net::SocketAddr>,
+    /// Speak only the 2025 protocol (`initialize` and sessions; no
+    /// `server/discover`), like MCP servers built before 2026-07-28.
+    pub legacy: bool,
 }
 
 impl Default for Options {
@@ -19,6 +22,7 @@ impl Default for Options {
             name: crate::server::DEFAULT_NAME.to_owned(),
             stderr_lines: 0,
             http: None,
+            legacy: false,
         }
     }
 }
@@ -45,7 +49,7 @@ impl fmt::Display for CliError {
 impl std::error::Error for CliError {}
 
 pub const USAGE: &str = "\
-usage: hangar-fixture [--name NAME] [--stderr-lines N] [--http ADDR]
+usage: hangar-fixture [--name NAME] [--stderr-lines N] [--http ADDR] [--legacy]
 
 An MCP test server speaking JSON-RPC over stdin/stdout (or Streamable HTTP).
 
@@ -53,6 +57,7 @@ options:
   --name NAME         server name reported in serverInfo (default: hangar-fixture)
   --stderr-lines N    print N lines \"fixture stderr line i\" to stderr at startup
   --http ADDR         serve MCP Streamable HTTP at http://ADDR/mcp instead of stdio
+  --legacy            speak only the 2025 protocol (no server/discover)
   -h, --help          print this help";
 
 /// Parse arguments (without the program name).
@@ -86,6 +91,7 @@ where
                     ))
                 })?;
             }
+            "--legacy" => options.legacy = true,
             "--http" => {
                 let value = value_for(&flag, inline, &mut args)?;
                 options.http = Some(value.parse().map_err(|_| {
@@ -129,6 +135,7 @@ mod tests {
             name: "other".to_owned(),
             stderr_lines: 3,
             http: None,
+            legacy: false,
         });
         assert_eq!(
             parse_strs(&["--name", "other", "--stderr-lines", "3"]),
@@ -138,9 +145,16 @@ mod tests {
             name: "x".to_owned(),
             stderr_lines: 7,
             http: Some(([127, 0, 0, 1], 9000).into()),
+            legacy: true,
         });
         assert_eq!(
-            parse_strs(&["--name=x", "--stderr-lines=7", "--http", "127.0.0.1:9000"]),
+            parse_strs(&[
+                "--name=x",
+                "--stderr-lines=7",
+                "--http",
+                "127.0.0.1:9000",
+                "--legacy"
+            ]),
             Ok(expected)
         );
     }

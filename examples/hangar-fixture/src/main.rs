@@ -53,7 +53,10 @@ async fn main() -> ExitCode {
         let _ = stderr.flush();
     }
 
-    let server = FixtureServer::new(options.name);
+    let mut server = FixtureServer::new(options.name);
+    if options.legacy {
+        server = server.legacy();
+    }
     if let Some(addr) = options.http {
         return serve_http(server, addr).await;
     }

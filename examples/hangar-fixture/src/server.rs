@@ -26,6 +26,8 @@ pub const DEFAULT_NAME: &str = "hangar-fixture";
 #[derive(Clone)]
 pub struct FixtureServer {
     name: Arc<str>,
+    /// Only the 2025 protocol (see `--legacy`).
+    legacy: bool,
     /// Minimum level set through `logging/setLevel`; `0` means "not set".
     log_level: Arc<AtomicU8>,
     tool_router: ToolRouter<Self>,
@@ -35,9 +37,16 @@ impl FixtureServer {
     pub fn new(name: impl Into<Arc<str>>) -> Self {
         Self {
             name: name.into(),
+            legacy: false,
             log_level: Arc::new(AtomicU8::new(0)),
             tool_router: Self::tool_router(),
         }
+    }
+
+    /// The same server speaking only the 2025 protocol.
+    pub fn legacy(mut self) -> Self {
+        self.legacy = true;
+        self
     }
 
     /// Send a `notifications/message` to the client unless the effective log
@@ -89,6 +98,37 @@ fn level_rank(level: LoggingLevel) -> u8 {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for FixtureServer {
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
+        if self.legacy {
+            std::borrow::Cow::Owned(
+                ProtocolVersion::KNOWN_VERSIONS
+                    .iter()
+                    .filter(|v| **v < ProtocolVersion::V_2026_07_28)
+                    .cloned()
+                    .collect(),
+            )
+        } else {
+            std::borrow::Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS)
+        }
+    }
+
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::DiscoverResult, ErrorData> {
+        if self.legacy {
+            // What a server that predates 2026-07-28 answers.
+            return Err(ErrorData::method_not_found::<
+                rmcp::model::DiscoverRequestMethod,
+            >());
+        }
+        let _ = context;
+        Ok(rmcp::model::DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            self.get_info(),
+        ))
+    }
+
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()

@@ -203,8 +203,9 @@ providers:
     assert_eq!(err.field.as_deref(), Some("providers.r.endpoint"));
     assert_eq!(err.line, Some(4));
 
-    let err = parse_err("providers:\n  d:\n    mode: docker\n    command: [x]\n    image: i\n");
-    assert_eq!(err.field.as_deref(), Some("providers.d.command"));
+    let err = parse_err("providers:\n  d:\n    mode: docker\n    cwd: /x\n    image: i\n");
+    assert_eq!(err.field.as_deref(), Some("providers.d.cwd"));
+    assert_eq!(err.line, Some(4));
 
     let err = parse_err("providers:\n  s:\n    command: [x]\n    startup_timeout_s: 0\n");
     assert_eq!(err.field.as_deref(), Some("providers.s.startup_timeout_s"));

@@ -164,7 +164,7 @@ fn fields_of_other_modes_are_rejected() {
         Some("image: not allowed for mode subprocess (only for docker)".to_owned())
     );
 
-    let mut spec = ProviderSpec::docker("img");
+    let mut spec = ProviderSpec::remote("https://h");
     spec.command = vec!["x".to_owned()];
     assert_eq!(field_of(spec.validate("p")), "command");
 
@@ -308,4 +308,155 @@ fn policies_round_trip_and_are_validated() {
     )
     .unwrap();
     assert_eq!(field_of(bad.validate("fs")), "policies[0].tool");
+}
+
+#[test]
+fn docker_settings_are_checked() {
+    let ok = ProviderSpec {
+        command: vec!["--flag".into()],
+        user: Some("65534:65534".into()),
+        workdir: Some("/work".into()),
+        memory_mb: Some(256),
+        cpus: Some(0.5),
+        pids_limit: Some(64),
+        tmpfs: Some(vec!["/tmp:size=8m".into(), "/run".into()]),
+        cap_add: vec!["NET_BIND_SERVICE".into(), "CAP_CHOWN".into()],
+        no_new_privileges: Some(false),
+        ..ProviderSpec::docker("img:1")
+    };
+    ok.validate("p").unwrap();
+    for (field, bad) in [
+        (
+            "workdir",
+            ProviderSpec {
+                workdir: Some("relative".into()),
+                ..ok.clone()
+            },
+        ),
+        (
+            "user",
+            ProviderSpec {
+                user: Some("a b".into()),
+                ..ok.clone()
+            },
+        ),
+        (
+            "memory_mb",
+            ProviderSpec {
+                memory_mb: Some(1),
+                ..ok.clone()
+            },
+        ),
+        (
+            "cpus",
+            ProviderSpec {
+                cpus: Some(-1.0),
+                ..ok.clone()
+            },
+        ),
+        (
+            "tmpfs[0]",
+            ProviderSpec {
+                tmpfs: Some(vec!["tmp".into()]),
+                ..ok.clone()
+            },
+        ),
+        (
+            "cap_add[0]",
+            ProviderSpec {
+                cap_add: vec!["SYS_ADMIN".into()],
+                ..ok.clone()
+            },
+        ),
+        (
+            "cap_add[0]",
+            ProviderSpec {
+                cap_add: vec!["ALL".into()],
+                ..ok.clone()
+            },
+        ),
+        (
+            "cap_add[0]",
+            ProviderSpec {
+                cap_add: vec!["bad cap".into()],
+                ..ok.clone()
+            },
+        ),
+        (
+            "command[0]",
+            ProviderSpec {
+                command: vec!["a\0".into()],
+                ..ok.clone()
+            },
+        ),
+    ] {
+        assert_eq!(field_of(bad.validate("p")), field);
+    }
+    // 0 lifts a limit.
+    ProviderSpec {
+        memory_mb: Some(0),
+        cpus: Some(0.0),
+        pids_limit: Some(0),
+        ..ok.clone()
+    }
+    .validate("p")
+    .unwrap();
+    // Docker settings belong to docker.
+    let mut remote = ProviderSpec::remote("https://h");
+    remote.memory_mb = Some(64);
+    assert_eq!(field_of(remote.validate("p")), "memory_mb");
+}
+
+#[test]
+fn remote_settings_and_link_local_endpoints() {
+    let mut spec = ProviderSpec::remote("http://169.254.169.254/latest");
+    let err = spec
+        .validate("p")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.starts_with("endpoint:") && err.contains("allow_link_local"),
+        "{err}"
+    );
+    spec.allow_link_local = true;
+    spec.validate("p").unwrap();
+    spec.connect_timeout_s = Some(0);
+    assert_eq!(field_of(spec.validate("p")), "connect_timeout_s");
+    let mut sub = ProviderSpec::subprocess(["x"]);
+    sub.allow_link_local = true;
+    assert_eq!(field_of(sub.validate("p")), "allow_link_local");
+}
+
+#[test]
+fn what_runs_is_told_from_lifecycle_settings() {
+    let base = ProviderSpec::docker("img:1");
+    let lifecycle = ProviderSpec {
+        description: Some("d".into()),
+        idle_ttl_s: 1,
+        health_check_interval_s: 1,
+        call_timeout_s: 5,
+        ..base.clone()
+    };
+    assert!(!base.runs_differently_from(&lifecycle));
+    for other in [
+        ProviderSpec {
+            image: Some("img:2".into()),
+            ..base.clone()
+        },
+        ProviderSpec {
+            memory_mb: Some(64),
+            ..base.clone()
+        },
+        ProviderSpec {
+            scope: Some("prod".into()),
+            ..base.clone()
+        },
+        ProviderSpec {
+            network: Some("bridge".into()),
+            ..base.clone()
+        },
+    ] {
+        assert!(base.runs_differently_from(&other), "{other:?}");
+    }
 }
