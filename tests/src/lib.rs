@@ -9,6 +9,7 @@
 
 pub mod docker;
 pub mod mcp_client;
+pub mod streams;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -100,9 +101,15 @@ impl Server {
     /// Like [`Server::start`], with the server logging at `debug` into a
     /// file read by [`Server::log_text`] (for tests about what logs hold).
     pub async fn start_logged(config: &str) -> Self {
+        Self::start_logged_with(config, &[]).await
+    }
+
+    /// Like [`Server::start_logged`], with extra `hangar-server` arguments.
+    pub async fn start_logged_with(config: &str, args: &[&str]) -> Self {
         let mut s = Self::prepare(config);
         s.log_file = s._tmp.as_ref().map(|t| t.path().join("server.log"));
         s.log_level = "debug".into();
+        s.extra_args = args.iter().map(|a| (*a).to_owned()).collect();
         s.spawn().await;
         s
     }

@@ -231,6 +231,7 @@ async fn method_not_allowed() -> ApiError {
 pub struct SessionOwners {
     owners: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
     sessions: Arc<LocalSessionManager>,
+    metrics: Arc<hangar_runtime::Metrics>,
     last_prune: Arc<std::sync::atomic::AtomicU64>,
     origin: std::time::Instant,
 }
@@ -239,10 +240,11 @@ pub struct SessionOwners {
 const PRUNE_OWNERS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl SessionOwners {
-    fn new(sessions: Arc<LocalSessionManager>) -> Self {
+    fn new(sessions: Arc<LocalSessionManager>, metrics: Arc<hangar_runtime::Metrics>) -> Self {
         Self {
             owners: Arc::default(),
             sessions,
+            metrics,
             last_prune: Arc::default(),
             origin: std::time::Instant::now(),
         }
@@ -293,6 +295,13 @@ async fn bind_sessions(State(owners): State<SessionOwners>, req: Request, next: 
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let modern = req
+        .headers()
+        .get("mcp-protocol-version")
+        .is_some_and(|v| v.as_bytes() == hangar_runtime::metrics::ERAS[1].as_bytes());
+    owners
+        .metrics
+        .mcp_request(hangar_runtime::metrics::ERAS[usize::from(modern)]);
     if let Some(id) = &session {
         let foreign = owners.owners().get(id).is_some_and(|o| *o != principal);
         if foreign {
@@ -393,6 +402,8 @@ pub fn api_router() -> OpenApiRouter<ApiContext> {
         .merge(crate::auth_api::routes())
         .merge(crate::tokens_api::routes())
         .merge(crate::audit_api::routes())
+        .merge(crate::observe_api::routes())
+        .merge(crate::streams::routes())
 }
 
 fn finish_api(routes: Router<ApiContext>, ctx: ApiContext) -> Router {
@@ -406,19 +417,31 @@ fn finish_api(routes: Router<ApiContext>, ctx: ApiContext) -> Router {
 pub fn router(state: AppState) -> Router {
     let (api, api_doc) = api_router().split_for_parts();
     let (open, open_doc) = open_router().split_for_parts();
+    // Documented by `openapi::document` with `/mcp`.
+    let (scrape, _) = crate::observe_api::scrape_router().split_for_parts();
     // Built once: `GET /openapi.json` serves these bytes, and every route's
     // permission is read from them (see `authz`).
     let document = crate::openapi::to_value(&crate::openapi::document(api_doc, open_doc));
     let permissions = RoutePermissions::from_document(&document);
     let doc = OpenApiJson(Bytes::from(document.to_string()));
     let sessions = Arc::new(LocalSessionManager::default());
+    let counted = Arc::downgrade(&sessions);
+    state.engine.set_session_counter(Box::new(move || {
+        let live = counted
+            .upgrade()
+            .and_then(|s| s.sessions.try_read().ok().map(|m| m.len() as u64))
+            .unwrap_or(0);
+        // 2026-07-28 is sessionless.
+        [live, 0]
+    }));
     let protected = Router::new()
         .route_service("/mcp", mcp_service(&state, sessions.clone()))
         .route_layer(middleware::from_fn(jsonrpc_errors))
         .route_layer(middleware::from_fn_with_state(
-            SessionOwners::new(sessions),
+            SessionOwners::new(sessions, state.engine.metrics().clone()),
             bind_sessions,
         ))
+        .merge(scrape.with_state(state.engine.clone()))
         .nest(
             "/api",
             finish_api(
@@ -431,6 +454,7 @@ pub fn router(state: AppState) -> Router {
                     scopes: state.scopes.clone(),
                     keys: state.keys.clone(),
                     access: state.access.clone(),
+                    shutdown: state.shutdown.clone(),
                 },
             ),
         )

@@ -118,7 +118,12 @@ async fn read(
     };
     engine.events().flush().await;
     let (events, total) = store
-        .events_by_types(AUDIT_STREAM, types, provider, limit)
+        .events_by_types(
+            AUDIT_STREAM,
+            types,
+            provider.map(|p| ("provider", p)),
+            limit,
+        )
         .await
         .map_err(hangar_runtime::RuntimeError::Store)?;
     let records = events

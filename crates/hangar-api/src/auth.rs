@@ -261,6 +261,15 @@ impl KeyRing {
         })
     }
 
+    /// Whether the key with this id still works (not revoked or expired, nor
+    /// the keys that minted it): long-lived streams check it as they go.
+    pub fn still_valid(&self, key_id: &str) -> bool {
+        let keys = self.read();
+        keys.iter()
+            .find(|k| k.meta.key_id == key_id)
+            .is_some_and(|k| usable(k, &keys).is_ok())
+    }
+
     /// The principal for a presented key. Every stored hash is compared in
     /// constant time, so timing does not reveal how much of a key matched.
     pub fn authenticate(&self, raw: &str) -> Result<Principal, &'static str> {
@@ -273,33 +282,7 @@ impl KeyRing {
             }
         }
         let k = found.ok_or("invalid API key")?;
-        let now = time::OffsetDateTime::now_utc();
-        if k.meta.revoked_at.is_some() {
-            return Err("API key revoked");
-        }
-        if k.expires.is_some_and(|t| t <= now) {
-            return Err("API key expired");
-        }
-        // A token works only while the key that minted it does (and that
-        // key's own parent, for chains stored by older versions).
-        let mut parent = k.meta.parent_key_id.as_deref();
-        let mut depth = 0;
-        while let Some(id) = parent {
-            let Some(p) = keys.iter().find(|p| p.meta.key_id == id) else {
-                return Err("API key revoked: the key that minted it is gone");
-            };
-            if p.meta.revoked_at.is_some() {
-                return Err("API key revoked: the key that minted it was revoked");
-            }
-            if p.expires.is_some_and(|t| t <= now) {
-                return Err("API key expired: the key that minted it expired");
-            }
-            parent = p.meta.parent_key_id.as_deref();
-            depth += 1;
-            if depth > 16 {
-                return Err("API key revoked: its chain of minting keys is too long");
-            }
-        }
+        usable(k, &keys)?;
         Ok(Principal {
             id: k.meta.principal_id.clone(),
             key_id: k.meta.key_id.clone(),
@@ -429,14 +412,7 @@ pub fn client_of(req: &Request) -> String {
 /// answered 429 with `Retry-After` while its delay runs. A request without
 /// the header is answered 401 and not counted (it guesses nothing).
 pub async fn require_key(State(gate): State<Gate>, mut req: Request, next: Next) -> Response {
-    let header = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let Some(token) = header.and_then(|h| {
-        h.strip_prefix("Bearer ")
-            .or_else(|| h.strip_prefix("bearer "))
-    }) else {
+    let Some(token) = bearer(req.headers()).map(str::to_owned) else {
         return ApiError::unauthorized("missing Authorization: Bearer <key> header")
             .into_response();
     };
@@ -475,6 +451,70 @@ pub async fn require_key(State(gate): State<Gate>, mut req: Request, next: Next)
             ApiError::unauthorized(why).into_response()
         }
     }
+}
+
+/// The subprotocol prefix that carries a key on a WebSocket handshake
+/// (`Sec-WebSocket-Protocol: hangar.v1, bearer.hgr_...`): browsers can't
+/// set `Authorization` on a WebSocket.
+pub const WS_BEARER_PREFIX: &str = "bearer.";
+
+/// The presented key: `Authorization: Bearer <key>`, or on a WebSocket
+/// upgrade a `bearer.<key>` subprotocol.
+fn bearer(h: &http::HeaderMap) -> Option<&str> {
+    if let Some(v) = h
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "));
+    }
+    let upgrade = h
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgrade {
+        return None;
+    }
+    h.get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix(WS_BEARER_PREFIX))
+}
+
+/// Why `k` can't be used now, if it can't: revoked or expired, itself or
+/// a key in its minting chain.
+fn usable(k: &KeyEntry, keys: &[KeyEntry]) -> Result<(), &'static str> {
+    let now = time::OffsetDateTime::now_utc();
+    if k.meta.revoked_at.is_some() {
+        return Err("API key revoked");
+    }
+    if k.expires.is_some_and(|t| t <= now) {
+        return Err("API key expired");
+    }
+    // A token works only while the key that minted it does (and that
+    // key's own parent, for chains stored by older versions).
+    let mut parent = k.meta.parent_key_id.as_deref();
+    let mut depth = 0;
+    while let Some(id) = parent {
+        let Some(p) = keys.iter().find(|p| p.meta.key_id == id) else {
+            return Err("API key revoked: the key that minted it is gone");
+        };
+        if p.meta.revoked_at.is_some() {
+            return Err("API key revoked: the key that minted it was revoked");
+        }
+        if p.expires.is_some_and(|t| t <= now) {
+            return Err("API key expired: the key that minted it expired");
+        }
+        parent = p.meta.parent_key_id.as_deref();
+        depth += 1;
+        if depth > 16 {
+            return Err("API key revoked: its chain of minting keys is too long");
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

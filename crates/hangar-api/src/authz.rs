@@ -119,6 +119,7 @@ impl Book {
 struct Inner {
     store: Option<Store>,
     events: EventBus,
+    metrics: Arc<hangar_runtime::Metrics>,
     book: RwLock<Book>,
     /// Serializes changes so the store and memory agree.
     changes: tokio::sync::Mutex<()>,
@@ -168,6 +169,7 @@ impl Access {
     pub async fn load(
         store: Option<Store>,
         events: EventBus,
+        metrics: Arc<hangar_runtime::Metrics>,
         settings: &ServerSettings,
     ) -> Result<Self, AccessError> {
         let mut book = Book::default();
@@ -202,6 +204,7 @@ impl Access {
             inner: Arc::new(Inner {
                 store,
                 events,
+                metrics,
                 book: RwLock::new(book),
                 changes: tokio::sync::Mutex::new(()),
                 grants: RwLock::default(),
@@ -222,6 +225,7 @@ impl Access {
             inner: Arc::new(Inner {
                 store: None,
                 events,
+                metrics: Arc::default(),
                 book: RwLock::default(),
                 changes: tokio::sync::Mutex::new(()),
                 grants: RwLock::default(),
@@ -489,6 +493,12 @@ impl Access {
         path: &str,
         detail: &str,
     ) {
+        let metrics = &self.inner.metrics;
+        match kind {
+            SecurityKind::AuthFailed => metrics.auth_failure(),
+            SecurityKind::AccessDenied => metrics.access_denied(),
+            SecurityKind::RateLimited => metrics.rate_limited(),
+        }
         self.inner.events.emit(
             AUDIT_STREAM.to_owned(),
             SECURITY_EVENT,
@@ -583,7 +593,7 @@ impl RoutePermissions {
                     Some(r) => {
                         map.insert((method, path.clone()), r);
                     }
-                    None if path.starts_with("/api/") || path == "/mcp" => {
+                    None if crate::openapi::is_protected(path) => {
                         tracing::error!(%method, %path, ?scopes, "operation declares no valid permission; it will answer 403");
                     }
                     None => {}
@@ -709,7 +719,15 @@ pub async fn authorize(State(authz): State<Authz>, mut req: Request, next: Next)
                     grants.allows(&Permission::TOOLS_CALL),
                 ));
                 req.extensions_mut().insert(grants.clone());
-                next.run(req).await
+                // Debug level, like `tools/call`: nothing is formatted per
+                // request unless asked for.
+                let span = tracing::debug_span!(
+                    "request",
+                    method = %method,
+                    path = %path,
+                    principal = %principal.id,
+                );
+                tracing::Instrument::instrument(next.run(req), span).await
             }
         }
     };

@@ -21,6 +21,12 @@ use utoipa_axum::routes;
 use crate::context::ApiContext;
 use crate::error::{ApiError, ErrorBody};
 
+/// The event stream of config changes.
+pub const CONFIG_STREAM: &str = "config";
+/// The event of one applied reload: `{config_path, providers, groups,
+/// restart_required}` (the reload's report).
+pub const CONFIG_RELOADED: &str = "ConfigReloaded";
+
 /// Why a config lifecycle operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
@@ -271,6 +277,16 @@ impl ConfigLifecycle {
             failed = ?report.providers.failed,
             "config reloaded"
         );
+        engine.events().emit(
+            CONFIG_STREAM.to_owned(),
+            CONFIG_RELOADED,
+            serde_json::json!({
+                "config_path": path.display().to_string(),
+                "providers": &report.providers,
+                "groups": &report.groups,
+                "restart_required": &restart_required,
+            }),
+        );
         Ok(ReloadResult {
             config_path: path.display().to_string(),
             report,
@@ -435,10 +451,26 @@ pub async fn get_config(State(ctx): State<ApiContext>) -> Json<ConfigResponse> {
         config: json!({
             "providers": providers,
             "groups": groups,
-            "server": ctx.lifecycle.settings(),
+            "server": redacted_settings(ctx.lifecycle.settings()),
         }),
         config_path: ctx.lifecycle.config_path().map(|p| p.display().to_string()),
     })
+}
+
+/// The server settings as `GET /api/config` shows them: alert webhook URLs
+/// often carry their own credential (a chat service's hook token), so they
+/// are `<redacted>` like env values; `export` shows them.
+fn redacted_settings(settings: &ServerSettings) -> Value {
+    let mut v = serde_json::to_value(settings).unwrap_or(Value::Null);
+    if let Some(hooks) = v
+        .pointer_mut("/alerts/webhooks")
+        .and_then(Value::as_object_mut)
+    {
+        for url in hooks.values_mut() {
+            *url = json!("<redacted>");
+        }
+    }
+    v
 }
 
 /// `POST /api/config/reload` body (optional).

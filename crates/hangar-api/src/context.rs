@@ -28,6 +28,8 @@ pub struct ApiContext {
     pub keys: crate::auth::KeyRing,
     /// Roles, assignments, limits, audit.
     pub access: crate::authz::Access,
+    /// Cancelled at shutdown: ends live streams.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl FromRef<ApiContext> for Scopes {

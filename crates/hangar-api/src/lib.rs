@@ -20,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod groups;
 pub mod maintenance;
+pub mod observe_api;
 pub mod openapi;
 pub mod policies_api;
 pub mod questions_api;
@@ -28,17 +29,30 @@ pub mod schema;
 pub mod scopes_api;
 pub mod secrets_api;
 pub mod server;
+pub mod streams;
 pub mod tokens_api;
 
 pub use app::{AppState, OriginPolicy, router};
 pub use error::ApiError;
 pub use server::{ServerError, ServerOptions, run};
 
+/// How the binaries write their logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `fields`,
+    /// and the enclosing `spans` with their fields: provider, tool,
+    /// principal, session, protocol era), for log collectors.
+    Json,
+}
+
 /// Installs the `tracing` subscriber used by the binaries (`RUST_LOG`
 /// overrides the default `info`; rmcp stays at `warn`, so neither its message
 /// dumps nor session ids are logged, unless `RUST_LOG` names `rmcp`). Logs go
-/// to stderr.
-pub fn init_tracing() {
+/// to stderr, as text or JSON lines.
+pub fn init_tracing(format: LogFormat) {
     let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
     let mut filter = tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -50,8 +64,15 @@ pub fn init_tracing() {
     {
         filter = filter.add_directive(quiet);
     }
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(false)
+            .with_span_list(true)
+            .try_init(),
+    };
 }

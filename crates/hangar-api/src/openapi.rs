@@ -33,6 +33,12 @@ pub fn openapi() -> OpenApi {
     )
 }
 
+/// Whether a path needs a key: everything under `/api/`, `/mcp` and
+/// `/metrics` (the rest, `/health` and `/openapi.json`, is open).
+pub fn is_protected(path: &str) -> bool {
+    path.starts_with("/api/") || path == "/mcp" || path == "/metrics"
+}
+
 /// The document, serialized (what `GET /openapi.json` answers).
 pub fn openapi_json() -> String {
     to_json(&openapi())
@@ -112,6 +118,7 @@ pub fn document(api: OpenApi, open: OpenApi) -> OpenApi {
     doc.merge(open);
     let mut doc = doc.nest("/api", api);
     doc.merge(McpDoc::openapi());
+    doc.merge(crate::observe_api::scrape_router().into_openapi());
 
     let components = doc.components.get_or_insert_with(Default::default);
     components.security_schemes.insert(
@@ -137,7 +144,7 @@ pub fn document(api: OpenApi, open: OpenApi) -> OpenApi {
     }
 
     for (path, item) in doc.paths.paths.iter_mut() {
-        let protected = path.starts_with("/api/") || path == "/mcp";
+        let protected = is_protected(path);
         for (_, op) in operations_mut(item) {
             if protected {
                 // The scope an operation declares is the permission it needs

@@ -661,7 +661,7 @@ pub struct ProviderLogs {
     pub dropped: u64,
 }
 
-fn ranged(
+pub(crate) fn ranged(
     name: &str,
     value: Option<&str>,
     default: u64,

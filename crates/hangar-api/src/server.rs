@@ -117,6 +117,8 @@ pub async fn build(opts: &ServerOptions) -> Result<(AppState, HangarConfig), Ser
         record_tool_history: config.server.record_tool_history,
         approval_timeout: std::time::Duration::from_secs(config.server.approval_timeout_s),
         max_running_providers: config.server.max_running_providers,
+        metrics_history_minutes: config.server.metrics_history_minutes,
+        alerts: (&config.server.alerts).into(),
         events: Some(
             hangar_runtime::EventBus::new(
                 Some(store.clone()),
@@ -217,10 +219,14 @@ pub async fn build(opts: &ServerOptions) -> Result<(AppState, HangarConfig), Ser
     if let Some(path) = admin_key_file {
         tracing::warn!(path = %path.display(), "first start: admin API key written (mode 0600); the CLI uses it by default");
     }
-    let access =
-        crate::authz::Access::load(Some(store.clone()), engine.events().clone(), &config.server)
-            .await
-            .map_err(|e| data_err(format!("roles: {e}")))?;
+    let access = crate::authz::Access::load(
+        Some(store.clone()),
+        engine.events().clone(),
+        engine.metrics().clone(),
+        &config.server,
+    )
+    .await
+    .map_err(|e| data_err(format!("roles: {e}")))?;
     // The bootstrap key's principal holds `admin` unless someone else does.
     access
         .ensure_admin(crate::auth::ADMIN_PRINCIPAL)

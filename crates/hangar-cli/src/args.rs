@@ -109,6 +109,15 @@ pub enum Command {
     /// Questions from providers (elicitations) waiting for an answer.
     #[command(subcommand)]
     Questions(crate::approvals::QuestionsCommand),
+    /// Follow the server's domain events live (state changes, tool calls, approvals,
+    /// breakers, alerts), resuming where the stream broke off if the connection drops.
+    Events(crate::observe::EventsArgs),
+    /// A live summary: providers by state, groups, calls per second, pending approvals, alerts.
+    Status(crate::observe::StatusArgs),
+    /// Prometheus metrics (the text Prometheus scrapes; JSON with --output json).
+    Metrics,
+    /// Alert history (provider dead, restart loop, breaker open, ...), newest first.
+    Alerts(crate::observe::AlertsArgs),
     /// Create providers from an MCP client config file (Claude Desktop, Cursor, VS Code).
     ///
     /// Reads "mcpServers" (Claude Desktop, Cursor), "servers" (VS Code .vscode/mcp.json) or
@@ -148,6 +157,9 @@ pub struct ServeArgs {
     /// Reload the config file when it changes (same as `hangar config reload`).
     #[arg(long, env = "HANGAR_WATCH")]
     pub watch: bool,
+    /// Log format on stderr.
+    #[arg(long, env = "HANGAR_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: hangar_api::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,9 +212,12 @@ pub enum ProvidersCommand {
     /// Show a provider's recent stderr lines.
     Logs {
         id: String,
-        /// Number of recent lines (1-1000).
+        /// Number of recent lines (1-1000; with --follow 0-1000).
         #[arg(long, short = 'n')]
         lines: Option<u32>,
+        /// Keep printing new lines as the provider writes them.
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
 }
 

@@ -142,6 +142,74 @@ impl Client {
         self.send(request.json(body)).await
     }
 
+    /// `GET /<segments>` (outside `/api`) as text, e.g. `/metrics`.
+    pub async fn get_text(&self, segments: &[&str]) -> Result<String, CliError> {
+        let response = self
+            .authorized(Method::GET, self.endpoint(segments))
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        if !status.is_success() {
+            return Err(api_error(status, &text));
+        }
+        Ok(text)
+    }
+
+    /// Opens `GET /api/<segments>?<query>` as a stream (e.g. Server-Sent
+    /// Events), resuming after `last_event_id` if given. A non-2xx answer is
+    /// an error.
+    pub async fn open_stream(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        last_event_id: Option<&str>,
+    ) -> Result<reqwest::Response, CliError> {
+        let mut url = self.endpoint(&api_path(segments));
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (key, value) in query {
+                pairs.append_pair(key, value);
+            }
+        }
+        let mut request = self
+            .authorized(Method::GET, url)
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            return Err(api_error(status, &text));
+        }
+        Ok(response)
+    }
+
+    /// The `ws://` URL of `/api/<segments>?<query>`.
+    pub fn ws_url(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
+        let mut url = self.endpoint(&api_path(segments));
+        // Only http:// bases are accepted, so this can't fail.
+        let _ = url.set_scheme("ws");
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (key, value) in query {
+                pairs.append_pair(key, value);
+            }
+        }
+        url
+    }
+
+    /// The API key.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
     async fn send(&self, request: RequestBuilder) -> Result<Value, CliError> {
         let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();

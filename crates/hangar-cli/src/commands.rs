@@ -19,6 +19,11 @@ pub(crate) fn connect(cli: &Cli) -> Result<Client, CliError> {
 pub async fn run(cli: &Cli) -> Result<ExitCode, CliError> {
     let table = cli.output == OutputFormat::Table;
     match &cli.command {
+        Command::Providers(ProvidersCommand::Logs {
+            id,
+            lines,
+            follow: true,
+        }) => crate::observe::follow_logs(cli, id, *lines, table).await?,
         Command::Providers(command) => providers(cli, command, table).await?,
         Command::Groups(command) => crate::groups::run(cli, command, table).await?,
         Command::Config(command) => return crate::config::run(cli, command, table).await,
@@ -38,6 +43,10 @@ pub async fn run(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Approvals(command) => crate::approvals::approvals(cli, command, table).await?,
         Command::Questions(command) => crate::approvals::questions(cli, command, table).await?,
         Command::Import(args) => return crate::import::run(cli, args, table).await,
+        Command::Events(args) => crate::observe::events(cli, args, table).await?,
+        Command::Status(args) => crate::observe::status(cli, args, table).await?,
+        Command::Metrics => crate::observe::metrics(cli, table).await?,
+        Command::Alerts(args) => crate::observe::alerts(cli, args, table).await?,
         Command::Tools => {
             let client = connect(cli)?;
             let tools = McpClient::new(&client).list_tools().await?;
@@ -163,7 +172,7 @@ async fn providers(cli: &Cli, command: &ProvidersCommand, table: bool) -> Result
             let human = history_table(array_field(&response, "history")?);
             (response, human)
         }
-        ProvidersCommand::Logs { id, lines } => {
+        ProvidersCommand::Logs { id, lines, .. } => {
             let query: Vec<(&str, String)> =
                 lines.iter().map(|n| ("lines", n.to_string())).collect();
             let response = client.get(&["providers", id, "logs"], &query).await?;

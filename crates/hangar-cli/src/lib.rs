@@ -13,6 +13,7 @@ pub mod error;
 pub mod groups;
 pub mod import;
 pub mod mcp;
+pub mod observe;
 pub mod output;
 pub mod policies;
 pub mod secrets;

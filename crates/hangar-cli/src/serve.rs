@@ -16,7 +16,7 @@ pub fn serve(args: ServeArgs, data_dir: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    hangar_api::init_tracing();
+    hangar_api::init_tracing(args.log_format);
     let options = hangar_api::server::ServerOptions {
         config: args.config,
         config_dir: args.config_dir,

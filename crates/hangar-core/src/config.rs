@@ -1,4 +1,4 @@
-//! The YAML config model (DESIGN §7): providers, groups and server settings, validated with
+//! The YAML config model: providers, groups and server settings, validated with
 //! errors that name the field and the line.
 //!
 //! ```yaml
@@ -266,6 +266,90 @@ pub struct ServerSettings {
     /// stderr lines per second kept from each provider (at least 1); lines
     /// beyond it are counted and dropped, not parsed.
     pub log_lines_per_s: u32,
+    /// Minutes of metric samples kept for `GET /api/observability/metrics/history`
+    /// (1 to 1440; one sample every 10 s).
+    pub metrics_history_minutes: u32,
+    /// When alerts fire and where they are sent.
+    pub alerts: AlertConfig,
+}
+
+/// Default of `server.metrics_history_minutes`.
+pub const DEFAULT_METRICS_HISTORY_MINUTES: u32 = 60;
+
+/// `server.alerts`: alert thresholds and webhooks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertConfig {
+    /// A URL per level (`critical`, `warning`, `info`) that gets each alert
+    /// of that level as a JSON POST (retried with backoff).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub webhooks: BTreeMap<String, String>,
+    /// A provider dying this many times within `restart_loop_window_s` is
+    /// in a restart loop (a critical alert; at least 2).
+    pub restart_loop_count: u32,
+    /// Seconds (at least 1).
+    pub restart_loop_window_s: u64,
+    /// This many requests with a bad key within `auth_failure_window_s`
+    /// raise a warning (at least 1).
+    pub auth_failure_count: u32,
+    /// Seconds (at least 1).
+    pub auth_failure_window_s: u64,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        Self {
+            webhooks: BTreeMap::new(),
+            restart_loop_count: 3,
+            restart_loop_window_s: 300,
+            auth_failure_count: 20,
+            auth_failure_window_s: 60,
+        }
+    }
+}
+
+/// The alert levels, in the order of their severity.
+pub const ALERT_LEVELS: [&str; 3] = ["info", "warning", "critical"];
+
+impl AlertConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (level, url) in &self.webhooks {
+            let field = format!("server.alerts.webhooks.{level}");
+            if !ALERT_LEVELS.contains(&level.as_str()) {
+                return Err(ConfigError::field(
+                    field,
+                    "unknown alert level (expected critical, warning or info)",
+                ));
+            }
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"))
+                .ok_or_else(|| ConfigError::field(&field, "must be an http:// or https:// URL"))?;
+            if rest.is_empty()
+                || rest.starts_with('/')
+                || rest.contains(|c: char| c.is_whitespace() || c.is_control())
+            {
+                return Err(ConfigError::field(
+                    field,
+                    "must be an http(s) URL with a host",
+                ));
+            }
+        }
+        for (field, value, min) in [
+            ("restart_loop_count", u64::from(self.restart_loop_count), 2),
+            ("restart_loop_window_s", self.restart_loop_window_s, 1),
+            ("auth_failure_count", u64::from(self.auth_failure_count), 1),
+            ("auth_failure_window_s", self.auth_failure_window_s, 1),
+        ] {
+            if value < min {
+                return Err(ConfigError::field(
+                    format!("server.alerts.{field}"),
+                    format!("must be at least {min}"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Default of `server.token_max_ttl_s`: 30 days.
@@ -310,6 +394,8 @@ impl Default for ServerSettings {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             write_timeout_s: DEFAULT_WRITE_TIMEOUT_S,
             log_lines_per_s: DEFAULT_LOG_LINES_PER_S,
+            metrics_history_minutes: DEFAULT_METRICS_HISTORY_MINUTES,
+            alerts: AlertConfig::default(),
         }
     }
 }
@@ -369,6 +455,11 @@ impl ServerSettings {
             ("max_connections", self.max_connections as u64, 1),
             ("write_timeout_s", self.write_timeout_s, 1),
             ("log_lines_per_s", u64::from(self.log_lines_per_s), 1),
+            (
+                "metrics_history_minutes",
+                u64::from(self.metrics_history_minutes),
+                1,
+            ),
         ] {
             if value < min {
                 return Err(ConfigError::field(
@@ -377,6 +468,13 @@ impl ServerSettings {
                 ));
             }
         }
+        if self.metrics_history_minutes > 1440 {
+            return Err(ConfigError::field(
+                "server.metrics_history_minutes",
+                "must be at most 1440",
+            ));
+        }
+        self.alerts.validate()?;
         if let Some(limit) = &self.rate_limit {
             limit.validate().map_err(|e| {
                 ConfigError::field(format!("server.rate_limit.{}", e.field), e.message)

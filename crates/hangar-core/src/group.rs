@@ -1,4 +1,4 @@
-//! Groups (DESIGN §5): several providers behind one name, with load balancing, failover and a
+//! Groups: several providers behind one name, with load balancing, failover and a
 //! circuit breaker per member.
 //!
 //! - [`GroupSpec`]: strategy, `min_healthy`, members (weight, priority), breaker settings.

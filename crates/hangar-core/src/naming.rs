@@ -1,4 +1,4 @@
-//! Tool names seen by clients (DESIGN §4).
+//! Tool names seen by clients.
 //!
 //! A provider's tool is exposed as `<provider><separator><tool>`, sanitized to
 //! `^[a-zA-Z0-9_-]{1,64}$` so every LLM function-calling API accepts it. Names longer than 64

@@ -1,4 +1,4 @@
-//! Tool policies (DESIGN §6): who may call which tool, decided per call.
+//! Tool policies: who may call which tool, decided per call.
 //!
 //! A [`ToolPolicy`] gives a principal or a role an [`Effect`] on the tools matching a provider
 //! glob and a tool glob. The tool is the provider's own tool name (`write_file`), not the

@@ -1,4 +1,4 @@
-//! Rate limits (DESIGN §6): requests per API key, and a slowdown for repeated failed auth.
+//! Rate limits: requests per API key, and a slowdown for repeated failed auth.
 //!
 //! [`RateLimiter`] is a GCRA limiter (a token bucket kept as one timestamp per key): a key may
 //! send `burst` requests at once, then one every `per_seconds / requests`. Each

@@ -1,4 +1,4 @@
-//! Role-based access control (DESIGN §6): permissions, roles, and what a principal may do.
+//! Role-based access control: permissions, roles, and what a principal may do.
 //!
 //! Every REST route and MCP method declares the [`Permission`] it needs. A principal holds
 //! roles; its [`Grants`] (resolved once by [`Rbac::grants`]) allow a permission when one of

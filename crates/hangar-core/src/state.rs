@@ -1,4 +1,4 @@
-//! The provider state machine (DESIGN §3), with failure counting and restart backoff.
+//! The provider state machine, with failure counting and restart backoff.
 //!
 //! Every state change of a provider goes through [`ProviderStateMachine::apply`]. Time is
 //! passed in as a [`Timestamp`]; nothing here reads a clock.

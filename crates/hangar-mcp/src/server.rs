@@ -441,8 +441,18 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
             audit("deny", "denied");
             return Err(unknown_tool(&request.name));
         }
-        let span =
-            tracing::debug_span!("tools/call", provider = %route.provider, tool = %route.tool);
+        // Debug level: an enabled span formats its fields, and nothing is
+        // formatted on the call path unless asked for (`RUST_LOG=hangar_mcp=debug`).
+        // `session` is this server's number for the client's session, never
+        // the session id itself (which would let a log reader use it).
+        let span = tracing::debug_span!(
+            "tools/call",
+            provider = %route.provider,
+            tool = %route.tool,
+            principal = caller.id.as_deref().unwrap_or("-"),
+            session = self.client_key,
+            era = if tool_call::is_stateless(&context) { "2026-07-28" } else { "2025" },
+        );
         async {
             request.name = route.tool.clone().into();
             let mut downstream = self.downstream(&context);
@@ -519,6 +529,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
                     Ok(_) => "success",
                 };
                 audit(verdict, outcome);
+                tracing::debug!(outcome, verdict, "tool call finished");
                 return result.map_err(|e| e.to_error_data());
             }
         }

@@ -1,4 +1,4 @@
-//! Permission requests (DESIGN §6): a tool call an `ask` policy holds until
+//! Permission requests: a tool call an `ask` policy holds until
 //! someone replies `once`, `always` or `reject`, or until it expires
 //! (`server.approval_timeout_s`).
 //!

@@ -19,6 +19,8 @@ use crate::store::Store;
 
 mod gate;
 pub use gate::Replier;
+mod observe;
+pub use observe::SessionCounter;
 mod reconcile;
 pub use reconcile::{ReconcileReport, ReconcileSet};
 
@@ -49,6 +51,10 @@ pub struct EngineConfig {
     /// [`Store::instance_id`]): labels its containers, so a restart finds
     /// the ones an earlier run left.
     pub instance_id: String,
+    /// Minutes of metric samples kept for charts.
+    pub metrics_history_minutes: u32,
+    /// When alerts fire and where they are sent.
+    pub alerts: crate::alerts::AlertSettings,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +71,8 @@ impl Default for EngineConfig {
                 hangar_core::config::DEFAULT_APPROVAL_TIMEOUT_S,
             ),
             instance_id: format!("mem-{:016x}", rand::random::<u64>()),
+            metrics_history_minutes: hangar_core::config::DEFAULT_METRICS_HISTORY_MINUTES,
+            alerts: crate::alerts::AlertSettings::default(),
         }
     }
 }
@@ -84,6 +92,9 @@ struct Shared {
     record_tool_history: bool,
     start: crate::provider::StartContext,
     gate: gate::Gate,
+    metrics: Arc<crate::metrics::Metrics>,
+    alerts_active: Arc<std::sync::Mutex<crate::alerts::Active>>,
+    sessions: ArcSwapOption<SessionCounter>,
 }
 
 /// The engine; cheap to clone.
@@ -104,7 +115,8 @@ impl Engine {
         let (changes, _) = watch::channel(0);
         let events = config.events.unwrap_or_else(EventBus::in_memory);
         let gate = gate::Gate::new(config.store.clone(), config.approval_timeout, &events);
-        Self {
+        let alerts = config.alerts;
+        let engine = Self {
             shared: Arc::new(Shared {
                 providers: RwLock::new(BTreeMap::new()),
                 groups: RwLock::new(BTreeMap::new()),
@@ -131,8 +143,13 @@ impl Engine {
                     docker: Arc::new(crate::container::DockerEngine::new(config.instance_id)),
                 },
                 gate,
+                metrics: Arc::new(crate::metrics::Metrics::new(config.metrics_history_minutes)),
+                alerts_active: Arc::default(),
+                sessions: ArcSwapOption::empty(),
             }),
-        }
+        };
+        engine.start_observers(alerts);
+        engine
     }
 
     /// The domain event bus.
@@ -179,16 +196,23 @@ impl Engine {
             let Some(shared) = weak.upgrade() else { return };
             match notice {
                 ProviderNotice::ListingChanged => Engine { shared }.rebuild_catalog(),
-                ProviderNotice::StateChanged(t) => shared.events.emit(
-                    format!("provider:{id}"),
-                    "ProviderStateChanged",
-                    serde_json::json!({
-                        "provider_id": id,
-                        "from": t.from,
-                        "to": t.to,
-                        "reason": t.reason,
-                    }),
-                ),
+                ProviderNotice::StateChanged(t) => {
+                    shared
+                        .metrics
+                        .transition(id, t.from.as_str(), t.to.as_str());
+                    shared.events.emit(
+                        format!("provider:{id}"),
+                        "ProviderStateChanged",
+                        serde_json::json!({
+                            "provider_id": id,
+                            "from": t.from,
+                            "to": t.to,
+                            "reason": t.reason,
+                        }),
+                    );
+                }
+                ProviderNotice::Ready { took } => shared.metrics.started(id, took),
+                ProviderNotice::HealthChecked { ok } => shared.metrics.health_check(id, ok),
             }
         })
     }
@@ -434,6 +458,7 @@ impl Engine {
             source,
             self.shared.epoch,
             self.shared.events.clone(),
+            self.shared.metrics.clone(),
         );
         {
             let mut map = self.groups_mut();
@@ -706,6 +731,9 @@ impl Backend for Engine {
             (None, true) => "tool_error",
             (None, false) => "success",
         };
+        self.shared
+            .metrics
+            .tool_call(&report.lease.target, report.tool, outcome, report.duration);
         if self.shared.record_tool_history {
             self.shared.events.emit(
                 format!("provider:{}", report.lease.target),

@@ -72,6 +72,7 @@ pub struct Group {
     random: std::collections::hash_map::RandomState,
     counter: std::sync::atomic::AtomicU64,
     events: EventBus,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Group {
@@ -89,6 +90,7 @@ impl Group {
         source: ProviderSource,
         epoch: Instant,
         events: EventBus,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Arc<Self> {
         Arc::new(Self {
             id: id.to_owned(),
@@ -99,6 +101,7 @@ impl Group {
             random: std::collections::hash_map::RandomState::new(),
             counter: std::sync::atomic::AtomicU64::new(0),
             events,
+            metrics,
         })
     }
 
@@ -179,6 +182,8 @@ impl Group {
             consecutive_failures = t.consecutive_failures,
             "circuit breaker changed"
         );
+        self.metrics
+            .breaker_transition(&self.id, member, t.to.as_str());
         self.events.emit(
             format!("group:{}", self.id),
             "CircuitBreakerStateChanged",

@@ -5,6 +5,8 @@
 //! - [`provider`]: one supervisor per provider (lazy single-flight start,
 //!   health checks, idle shutdown, restart with backoff).
 //! - [`events`]: domain events, batched to the store off the call path.
+//! - [`feed`]: what one event stream consumer gets (replay, then live).
+//! - [`metrics`], [`alerts`]: Prometheus metrics; alerts derived from events.
 //! - [`group`]: groups: balancer, circuit breakers, failover.
 //! - [`process`]: subprocesses in their own process group, stderr capture.
 //! - [`logs`]: the bounded stderr ring.
@@ -15,15 +17,18 @@
 //! API boundary: this crate knows nothing about HTTP.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod approvals;
 pub mod catalog;
 pub mod container;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod feed;
 pub mod files;
 pub mod group;
 pub mod logs;
+pub mod metrics;
 pub mod policies;
 pub mod process;
 pub mod provider;
@@ -32,12 +37,15 @@ pub mod scopes;
 pub mod secrets;
 pub mod store;
 
+pub use alerts::{Alert, AlertLevel, AlertSettings};
 pub use catalog::{CatalogEntry, CatalogError, CatalogService, NewCatalogEntry};
 pub use engine::{Engine, EngineConfig, ReconcileReport, ReconcileSet, Replier, TOOL_INVOCATION};
 pub use error::{RuntimeError, StoreError};
-pub use events::{DomainEvent, EventBus, EventStoreSettings};
+pub use events::{DomainEvent, EventBus, EventStoreSettings, WriterReading};
+pub use feed::{EventFilter, FeedItem};
 pub use group::{Group, GroupStatus, MemberStatus};
 pub use logs::LogLine;
+pub use metrics::Metrics;
 pub use provider::{HealthRecord, Provider, ProviderSource, ProviderStatus};
 pub use secrets::{EnvResolver, MasterKey, Sealer, SecretError, SecretInfo, Secrets};
 pub use store::{Snapshot, Store, StoredEvent, StoredKey, StoredSecret};

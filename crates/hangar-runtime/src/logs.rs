@@ -90,7 +90,12 @@ pub struct LogRing {
     dropped_total: u64,
     /// Dropped lines not yet reported by a note in the ring.
     dropped_unreported: u64,
+    /// Live followers (`/api/ws/providers/{id}/logs`); bounded, a slow one lags.
+    live: tokio::sync::broadcast::Sender<LogLine>,
 }
+
+/// Lines a live log follower may fall behind by before it is told it lagged.
+pub const LIVE_LOG_CAPACITY: usize = 256;
 
 impl LogRing {
     /// An empty ring.
@@ -104,6 +109,7 @@ impl LogRing {
             budget: Budget::new(limits.lines_per_s),
             dropped_total: 0,
             dropped_unreported: 0,
+            live: tokio::sync::broadcast::channel(LIVE_LOG_CAPACITY).0,
         }
     }
 
@@ -195,12 +201,21 @@ impl LogRing {
         if self.lines.len() == self.capacity {
             self.lines.pop_front();
         }
-        self.lines.push_back(LogLine {
+        let line = LogLine {
             timestamp: crate::now_rfc3339(),
             line,
             provider_id: self.provider.clone(),
             stream: "stderr",
-        });
+        };
+        if self.live.receiver_count() > 0 {
+            let _ = self.live.send(line.clone());
+        }
+        self.lines.push_back(line);
+    }
+
+    /// The last `n` lines and every line after them, live.
+    pub fn follow(&self, n: usize) -> (Vec<LogLine>, tokio::sync::broadcast::Receiver<LogLine>) {
+        (self.tail(n), self.live.subscribe())
     }
 
     /// The last `n` lines, oldest first.

@@ -1,4 +1,4 @@
-//! Tool policies at run time (DESIGN §6): those written in the providers'
+//! Tool policies at run time: those written in the providers'
 //! specs (`policies:`, held in memory) and those set over the API (stored in
 //! SQLite before they apply). The call path reads both through `ArcSwap`
 //! snapshots, without locks or IO; [`hangar_core::evaluate`] decides (deny >

@@ -45,6 +45,16 @@ pub enum ProviderNotice {
     ListingChanged,
     /// Its state changed.
     StateChanged(Transition),
+    /// It became ready `took` after its start began.
+    Ready {
+        /// Spawn or connect, handshake and listing.
+        took: Duration,
+    },
+    /// A health check finished.
+    HealthChecked {
+        /// Whether it passed.
+        ok: bool,
+    },
 }
 
 pub(crate) type NoticeSink = Arc<dyn Fn(&str, ProviderNotice) + Send + Sync>;
@@ -305,7 +315,15 @@ impl Provider {
         crate::lock(&self.logs).tail(n)
     }
 
-    /// Stderr lines dropped over `server.log_lines_per_s` so far.
+    /// The last `n` stderr lines, and every later line as it is read.
+    pub fn follow_logs(
+        &self,
+        n: usize,
+    ) -> (Vec<LogLine>, tokio::sync::broadcast::Receiver<LogLine>) {
+        crate::lock(&self.logs).follow(n)
+    }
+
+    /// Lines dropped over the log budget since start.
     pub fn logs_dropped(&self) -> u64 {
         crate::lock(&self.logs).dropped()
     }
@@ -435,7 +453,9 @@ impl Provider {
                 self.touch();
                 self.live.store(Some(live.0.clone()));
                 self.apply(ProviderEvent::Initialized);
-                tracing::info!(provider = %self.id, elapsed_ms = started.elapsed().as_millis() as u64, "provider ready");
+                let took = started.elapsed();
+                tracing::info!(provider = %self.id, elapsed_ms = took.as_millis() as u64, "provider ready");
+                (self.notices)(&self.id, ProviderNotice::Ready { took });
                 (self.notices)(&self.id, ProviderNotice::ListingChanged);
                 self.watch_exit(live.0);
                 Ok(())
@@ -791,6 +811,7 @@ impl Provider {
             }
             h.push_back(record.clone());
         }
+        (self.notices)(&self.id, ProviderNotice::HealthChecked { ok: record.ok });
         match result {
             Ok(()) => {
                 self.apply(ProviderEvent::CheckSucceeded);

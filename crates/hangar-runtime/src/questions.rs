@@ -1,4 +1,4 @@
-//! Questions (DESIGN §6): an elicitation from a provider that the calling
+//! Questions: an elicitation from a provider that the calling
 //! client cannot answer waits here until an operator replies over REST (or it
 //! expires, which the provider sees as `cancel`).
 //!

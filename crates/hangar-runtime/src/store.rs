@@ -601,11 +601,12 @@ impl Store {
             let tx = c.transaction()?;
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO events (stream_id, version, event_type, payload, time)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO events (position, stream_id, version, event_type, payload, time)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
                 for e in &events {
                     stmt.execute(params![
+                        i64::try_from(e.position).unwrap_or(i64::MAX),
                         e.stream_id,
                         i64::try_from(e.version).unwrap_or(i64::MAX),
                         e.event_type,
@@ -616,6 +617,62 @@ impl Store {
             }
             tx.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    /// The highest position any event ever had (positions are never
+    /// reused, even after compaction deleted the events).
+    pub async fn last_position(&self) -> Result<u64, StoreError> {
+        self.run(|c| {
+            let seq: i64 = c.query_row(
+                "SELECT MAX(
+                     COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+                     COALESCE((SELECT MAX(position) FROM events), 0))",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(u64::try_from(seq).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// Every event after `from_position`, oldest first, at most `limit`.
+    pub async fn events_after(
+        &self,
+        from_position: u64,
+        limit: u32,
+    ) -> Result<Vec<crate::events::DomainEvent>, StoreError> {
+        self.run(move |c| {
+            let from = i64::try_from(from_position).unwrap_or(i64::MAX);
+            let mut stmt = c.prepare_cached(
+                "SELECT position, stream_id, version, event_type, payload, time FROM events
+                 WHERE position > ?1 ORDER BY position LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![from, limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (position, stream_id, version, event_type, payload, time) = row?;
+                out.push(crate::events::DomainEvent {
+                    position: u64::try_from(position).unwrap_or(0),
+                    stream_id,
+                    version: u64::try_from(version).unwrap_or(0),
+                    event_type: event_type.into(),
+                    payload: serde_json::from_str(&payload)
+                        .map_err(|e| StoreError::Corrupt(format!("event {position}: {e}")))?,
+                    time,
+                });
+            }
+            Ok(out)
         })
         .await
     }
@@ -971,28 +1028,33 @@ impl Store {
     }
 
     /// Events on `stream_id` whose type is one of `event_types` (and, with
-    /// `provider`, whose payload's `provider` is it), newest first, at most
-    /// `limit`; each with its type. Plus how many match in all.
+    /// `field = Some((name, value))`, whose payload's top-level `name` is
+    /// `value`), newest first, at most `limit`; each with its type. Plus how
+    /// many match in all.
     pub async fn events_by_types(
         &self,
         stream_id: &str,
         event_types: Vec<String>,
-        provider: Option<String>,
+        field: Option<(&'static str, String)>,
         limit: usize,
     ) -> Result<(Vec<(String, StoredEvent)>, u64), StoreError> {
         let stream_id = stream_id.to_owned();
+        let (path, provider) = match field {
+            Some((name, value)) => (format!("$.{name}"), Some(value)),
+            None => ("$.provider".to_owned(), None),
+        };
         self.run(move |c| {
             let types = serde_json::to_string(&event_types)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let filter = "WHERE stream_id = ?1
                  AND event_type IN (SELECT value FROM json_each(?2))
-                 AND (?3 IS NULL OR json_extract(payload, '$.provider') = ?3)";
+                 AND (?3 IS NULL OR json_extract(payload, ?5) = ?3)";
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT position, version, time, payload, event_type FROM events {filter}
                  ORDER BY position DESC LIMIT ?4"
             ))?;
-            let rows = stmt.query_map(params![stream_id, types, provider, limit], |r| {
+            let rows = stmt.query_map(params![stream_id, types, provider, limit, path], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
@@ -1016,8 +1078,8 @@ impl Store {
                 ));
             }
             let total: i64 = c.query_row(
-                &format!("SELECT COUNT(*) FROM events {filter}"),
-                params![stream_id, types, provider],
+                &format!("SELECT COUNT(*) FROM events {filter} AND ?4 IS NOT NULL"),
+                params![stream_id, types, provider, 0, path],
                 |r| r.get(0),
             )?;
             Ok((out, u64::try_from(total).unwrap_or(0)))

@@ -11,7 +11,7 @@
 //!
 //! ```text
 //! cargo build --release -p hangar-api -p hangar-fixture -p hangar-bench
-//! target/release/hangar-bench [--calls N]
+//! target/release/hangar-bench [--calls N] [--only observers|transports]
 //! ```
 #![forbid(unsafe_code)]
 
@@ -188,7 +188,7 @@ impl Drop for Server {
     }
 }
 
-/// `server:` settings lifting the per-key rate limit (DESIGN §6) far above
+/// `server:` settings lifting the per-key rate limit far above
 /// what the bench sends.
 const UNLIMITED: &str = "server:\n  rate_limit: { requests: 1000000, per_seconds: 1 }\n";
 
@@ -247,16 +247,25 @@ fn ms(d: Duration) -> f64 {
 #[tokio::main]
 async fn main() -> BenchResult<()> {
     let mut calls = 5000usize;
+    let mut only = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--calls" => calls = args.next().ok_or("--calls needs a number")?.parse()?,
+            "--only" => only = Some(args.next().ok_or("--only needs a section")?),
             other => {
-                return Err(
-                    format!("unknown argument {other}; usage: hangar-bench [--calls N]").into(),
-                );
+                return Err(format!(
+                    "unknown argument {other}; usage: hangar-bench [--calls N] [--only observers|transports]"
+                )
+                .into());
             }
         }
+    }
+    match only.as_deref() {
+        None => {}
+        Some("observers") => return observers(calls).await,
+        Some("transports") => return transports(calls).await,
+        Some(other) => return Err(format!("unknown section {other}").into()),
     }
 
     // No per-key rate limit in the way of the measurement.
@@ -413,7 +422,125 @@ async fn main() -> BenchResult<()> {
     let _ = direct.cancel().await;
     let _ = hangar.cancel().await;
     drop(server);
-    transports(calls).await
+    transports(calls).await?;
+    observers(calls).await
+}
+
+/// Latency percentiles and the server's CPU per call of `calls` calls.
+async fn measure(
+    peer: &[rmcp::Peer<RoleClient>],
+    pid: u32,
+    calls: usize,
+) -> BenchResult<(Duration, Duration, f64)> {
+    let cpu0 = cpu_ticks(pid)?;
+    let mut lat = run(peer, "fx__echo", calls).await?.0;
+    let cpu1 = cpu_ticks(pid)?;
+    lat.sort_unstable();
+    let cpu_ms = (cpu1 - cpu0) as f64 * 1000.0 / clock_ticks_per_second() as f64;
+    Ok((
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        cpu_ms / calls as f64,
+    ))
+}
+
+/// Observers attached while calls run: a client following `GET /api/events`
+/// (every call emits its invocation record and its audit record, both
+/// delivered over SSE) and a scraper reading `/metrics` every second.
+/// Returns the tasks and the number of SSE events received so far.
+fn attach_observers(
+    url: &str,
+) -> BenchResult<(
+    Vec<tokio::task::JoinHandle<()>>,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let http = reqwest::Client::builder().build()?;
+    let received = std::sync::Arc::new(AtomicU64::new(0));
+    let (events, metrics) = (format!("{url}/api/events"), format!("{url}/metrics"));
+    let (sse_http, counter) = (http.clone(), received.clone());
+    let sse = tokio::spawn(async move {
+        let Ok(mut resp) = sse_http.get(&events).bearer_auth(KEY).send().await else {
+            return;
+        };
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            let n = chunk.windows(6).filter(|w| w == b"\ndata:").count();
+            counter.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    });
+    let scraper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Ok(r) = http.get(&metrics).bearer_auth(KEY).send().await {
+                let _ = r.bytes().await;
+            }
+        }
+    });
+    Ok((vec![sse, scraper], received))
+}
+
+/// The call path with observers on vs off, on one server, one 2025-session
+/// client: none, then an SSE consumer plus a `/metrics` scraper, then none
+/// again (so drift during the run shows), plus what recording one call's
+/// metrics costs on its own (in this process, `Metrics::tool_call`).
+async fn observers(calls: usize) -> BenchResult<()> {
+    let server = start_server(UNLIMITED).await?;
+    let pid = server.child.id();
+    let client = hangar_client(&server.url).await?;
+    let peer = peers(std::slice::from_ref(&client));
+    run(&peer, "fx__echo", 200).await?;
+    println!(
+        "# observers, 2025 session, {calls} calls (ms)       p50      p99  server CPU/call  CPU ratio"
+    );
+    let mut base = None;
+    for (label, observe) in [
+        ("none", false),
+        ("SSE consumer + /metrics every 1 s", true),
+        ("none (again)", false),
+    ] {
+        let observing = observe.then(|| attach_observers(&server.url)).transpose()?;
+        if observing.is_some() {
+            // Let the stream open before measuring.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let (p50, p99, cpu) = measure(&peer, pid, calls).await?;
+        let base_cpu = *base.get_or_insert(cpu);
+        println!(
+            "{label:<44}{:>8.3} {:>8.3} {:>12.3} {:>10.2}",
+            ms(p50),
+            ms(p99),
+            cpu,
+            cpu / base_cpu
+        );
+        if let Some((tasks, received)) = observing {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            println!(
+                "  SSE events received: {} ({} calls)",
+                received.load(std::sync::atomic::Ordering::Relaxed),
+                calls
+            );
+            for t in tasks {
+                t.abort();
+            }
+        }
+    }
+    let _ = client.cancel().await;
+    // Recording one call's metrics, alone.
+    let metrics = hangar_runtime::Metrics::new(60);
+    let n = 1_000_000u32;
+    let started = Instant::now();
+    for i in 0..n {
+        metrics.tool_call(
+            "fx",
+            "echo",
+            "success",
+            Duration::from_micros(u64::from(i % 900)),
+        );
+    }
+    let per = started.elapsed().as_secs_f64() * 1e9 / f64::from(n);
+    println!("metrics recorded per call (in process)      {per:>8.0} ns");
+    Ok(())
 }
 
 /// Spawns `hangar-fixture --http` on a free port; its URL.

@@ -33,6 +33,9 @@ struct Args {
     /// Reload the config file when it changes (same as POST /api/config/reload).
     #[arg(long, env = "HANGAR_WATCH")]
     watch: bool,
+    /// Log format on stderr.
+    #[arg(long, env = "HANGAR_LOG_FORMAT", value_enum, default_value_t)]
+    log_format: hangar_api::LogFormat,
 }
 
 #[tokio::main]
@@ -49,7 +52,7 @@ async fn main() {
             std::process::exit(code);
         }
     };
-    hangar_api::init_tracing();
+    hangar_api::init_tracing(args.log_format);
     let opts = hangar_api::ServerOptions {
         config: args.config,
         config_dir: args.config_dir,
