@@ -324,7 +324,20 @@ impl Server {
         tool: &str,
         arguments: serde_json::Value,
     ) -> serde_json::Value {
-        let body = serde_json::json!({
+        self.call_tool_meta(key, tool, arguments, serde_json::json!({}))
+            .await
+    }
+
+    /// Like [`Server::call_tool_as`], with more `_meta` entries (`meta`, an
+    /// object) in the request.
+    pub async fn call_tool_meta(
+        &self,
+        key: &str,
+        tool: &str,
+        arguments: serde_json::Value,
+        meta: serde_json::Value,
+    ) -> serde_json::Value {
+        let mut body = serde_json::json!({
             "jsonrpc": "2.0",
             "id": 1,
             "method": "tools/call",
@@ -338,6 +351,11 @@ impl Server {
                 },
             },
         });
+        if let (Some(extra), Some(into)) =
+            (meta.as_object(), body["params"]["_meta"].as_object_mut())
+        {
+            into.extend(extra.clone());
+        }
         let r = reqwest::Client::new()
             .post(self.at("/mcp"))
             .bearer_auth(key)

@@ -10,8 +10,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use hangar_e2e::streams::{Sse, is_transition, rss_kib, ws_next, ws_open, ws_until};
-use hangar_e2e::{ADMIN_KEY, Server, bin, fixture_config};
+use hangar_e2e::streams::{Sse, is_transition, json_sink, rss_kib, ws_next, ws_open, ws_until};
+use hangar_e2e::{ADMIN_KEY, Server, bin, fixture_config, result_text};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -427,57 +427,10 @@ async fn provider_logs_arrive_live_over_websocket_and_the_cli() {
     );
 }
 
-/// A tiny HTTP server that records the JSON bodies POSTed to it.
-async fn webhook_sink() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let n = socket.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                        continue;
-                    };
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse().ok())?
-                        })
-                        .unwrap_or(0);
-                    if body.len() < len {
-                        continue;
-                    }
-                    let _ = tx.send(serde_json::from_str(&body[..len]).unwrap_or(Value::Null));
-                    let _ = socket
-                        .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
-                        .await;
-                    return;
-                }
-            });
-        }
-    });
-    (url, rx)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_killed_repeatedly_raises_alerts_and_calls_the_webhook() {
-    let (hook, mut posted) = webhook_sink().await;
+    let (sink, mut posted) = json_sink().await;
+    let hook = format!("{sink}/hook");
     let config = fixture_config(
         "fx",
         &format!(
@@ -753,4 +706,142 @@ async fn a_config_reload_is_an_event() {
         "{:?}",
         e.data
     );
+}
+
+/// The spans of every OTLP/HTTP JSON export posted so far, flattened, until
+/// one matches `want`.
+async fn exported_span(
+    posted: &mut tokio::sync::mpsc::UnboundedReceiver<Value>,
+    want: impl Fn(&Value) -> bool,
+) -> (Value, Value) {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let export = posted.recv().await.expect("the collector");
+            for rs in export["resourceSpans"].as_array().into_iter().flatten() {
+                for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                    for span in ss["spans"].as_array().into_iter().flatten() {
+                        if want(span) {
+                            return (rs["resource"].clone(), span.clone());
+                        }
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("the span was exported")
+}
+
+fn attribute<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
+    span["attributes"]
+        .as_array()?
+        .iter()
+        .find(|a| a["key"] == key)
+        .map(|a| &a["value"])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_calls_join_the_clients_trace_and_are_exported_over_otlp() {
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+    let traceparent = format!("00-{TRACE}-{CLIENT_SPAN}-01");
+    let meta = json!({
+        "traceparent": traceparent,
+        "tracestate": "congo=t61rcWkgMzE",
+        "baggage": "user=alice",
+    });
+
+    // Without an exporter the client's context reaches the provider as it
+    // was; baggage does not; a malformed traceparent is dropped.
+    let plain = Server::start(&fixture_config("fx", "")).await;
+    let r = plain
+        .call_tool_meta(ADMIN_KEY, "fx__trace_context", json!({}), meta.clone())
+        .await;
+    let seen: Value =
+        serde_json::from_str(&result_text(&r["result"])).unwrap_or_else(|_| panic!("{r}"));
+    assert_eq!(seen["traceparent"], traceparent.as_str(), "{seen}");
+    assert_eq!(seen["tracestate"], "congo=t61rcWkgMzE");
+    assert_eq!(seen["baggage"], Value::Null);
+    let r = plain
+        .call_tool_meta(
+            ADMIN_KEY,
+            "fx__trace_context",
+            json!({}),
+            json!({"traceparent": "00-zz-not-a-trace"}),
+        )
+        .await;
+    let seen: Value =
+        serde_json::from_str(&result_text(&r["result"])).unwrap_or_else(|_| panic!("{r}"));
+    assert_eq!(seen["traceparent"], Value::Null, "{seen}");
+    drop(plain);
+
+    // With an OTLP collector: Hangar's tools/call span is the client span's
+    // child, the provider's parent, and is exported with its fields.
+    let (collector, mut posted) = json_sink().await;
+    let server = Server::start_with_env(
+        &fixture_config("fx", ""),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_SERVICE_NAME", "hangar-e2e"),
+        ],
+    )
+    .await;
+    let r = server
+        .call_tool_meta(ADMIN_KEY, "fx__trace_context", json!({}), meta)
+        .await;
+    let seen: Value =
+        serde_json::from_str(&result_text(&r["result"])).unwrap_or_else(|_| panic!("{r}"));
+    let got = seen["traceparent"]
+        .as_str()
+        .expect("a traceparent")
+        .to_owned();
+    assert!(got.starts_with(&format!("00-{TRACE}-")), "{got}");
+    let hangar_span = &got[36..52];
+    assert_ne!(
+        hangar_span, CLIENT_SPAN,
+        "the provider's parent is Hangar's span"
+    );
+    assert_eq!(seen["tracestate"], "congo=t61rcWkgMzE");
+
+    let (resource, span) = exported_span(&mut posted, |s| s["name"] == "tools/call").await;
+    assert_eq!(span["traceId"], TRACE, "{span}");
+    assert_eq!(span["spanId"], hangar_span, "{span}");
+    assert_eq!(span["parentSpanId"], CLIENT_SPAN, "{span}");
+    assert_eq!(attribute(&span, "provider").unwrap()["stringValue"], "fx");
+    assert_eq!(
+        attribute(&span, "tool").unwrap()["stringValue"],
+        "trace_context"
+    );
+    assert_eq!(
+        attribute(&span, "principal").unwrap()["stringValue"],
+        "admin"
+    );
+    assert_eq!(
+        attribute(&span, "era").unwrap()["stringValue"],
+        "2026-07-28"
+    );
+    assert_eq!(
+        attribute(&resource, "service.name").unwrap()["stringValue"],
+        "hangar-e2e"
+    );
+
+    // A call without a client context starts a trace of Hangar's own, and
+    // the provider still gets Hangar's span as its parent.
+    let r = server
+        .call_tool_as(ADMIN_KEY, "fx__trace_context", json!({}))
+        .await;
+    let seen: Value =
+        serde_json::from_str(&result_text(&r["result"])).unwrap_or_else(|_| panic!("{r}"));
+    let got = seen["traceparent"]
+        .as_str()
+        .expect("a traceparent")
+        .to_owned();
+    assert!(!got.contains(TRACE), "{got}");
+    let (_, span) = exported_span(&mut posted, |s| {
+        s["name"] == "tools/call" && s["spanId"] == got[36..52]
+    })
+    .await;
+    assert_eq!(span["traceId"], got[3..35]);
 }

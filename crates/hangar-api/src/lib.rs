@@ -51,8 +51,16 @@ pub enum LogFormat {
 /// Installs the `tracing` subscriber used by the binaries (`RUST_LOG`
 /// overrides the default `info`; rmcp stays at `warn`, so neither its message
 /// dumps nor session ids are logged, unless `RUST_LOG` names `rmcp`). Logs go
-/// to stderr, as text or JSON lines.
-pub fn init_tracing(format: LogFormat) {
+/// to stderr, as text or JSON lines. With the `otlp` feature and
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`)
+/// set, spans are also exported over OTLP/HTTP ([`telemetry`]). Keep the
+/// returned guard alive, and [`Telemetry::shutdown`] it before exiting so the
+/// last spans are sent.
+pub fn init_tracing(format: LogFormat) -> Telemetry {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
     let mut filter = tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -64,15 +72,32 @@ pub fn init_tracing(format: LogFormat) {
     {
         filter = filter.add_directive(quiet);
     }
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt
             .json()
             .with_current_span(false)
             .with_span_list(true)
-            .try_init(),
+            .boxed(),
     };
+    let registry = tracing_subscriber::registry().with(fmt.with_filter(filter));
+    let (export, problem) = telemetry::export();
+    let telemetry = match export {
+        Some((layer, guard)) => {
+            let _ = registry.with(layer).try_init();
+            guard
+        }
+        None => {
+            let _ = registry.try_init();
+            Telemetry::default()
+        }
+    };
+    if let Some(problem) = problem {
+        tracing::warn!(%problem, "OpenTelemetry export is off");
+    }
+    telemetry
 }
+
+pub mod telemetry;
+pub use telemetry::Telemetry;

@@ -16,7 +16,7 @@ pub fn serve(args: ServeArgs, data_dir: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    hangar_api::init_tracing(args.log_format);
+    let telemetry = hangar_api::init_tracing(args.log_format);
     let options = hangar_api::server::ServerOptions {
         config: args.config,
         config_dir: args.config_dir,
@@ -24,7 +24,9 @@ pub fn serve(args: ServeArgs, data_dir: PathBuf) -> ExitCode {
         listen: args.listen,
         watch: args.watch,
     };
-    match runtime.block_on(hangar_api::server::run(options)) {
+    let result = runtime.block_on(hangar_api::server::run(options));
+    telemetry.shutdown();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

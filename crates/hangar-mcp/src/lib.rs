@@ -18,6 +18,7 @@ pub mod error;
 pub mod gate;
 pub mod remote;
 pub mod server;
+pub mod trace;
 pub mod upstream;
 
 pub use catalog::{Catalog, PromptRef, ResourceCollision};

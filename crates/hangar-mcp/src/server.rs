@@ -29,6 +29,7 @@ use tracing::Instrument;
 use crate::catalog::Catalog;
 use crate::error::UpstreamError;
 use crate::gate::{Approval, CallAudit, HeldCall, Questioner};
+use crate::trace::TraceContext;
 use crate::upstream::{DownstreamCall, Upstream};
 
 /// A provider connection handed out for one request. Dropping it ends the
@@ -311,8 +312,19 @@ impl<B: Backend> AggregatingServer<B> {
             questioner: self.backend.questioner(),
             tool: None,
             principal: None,
+            trace: incoming_trace(context),
         }
     }
+}
+
+/// The client's trace context: the request's `_meta` (SEP-414), else the
+/// HTTP request's `traceparent`/`tracestate` headers.
+fn incoming_trace(context: &RequestContext<RoleServer>) -> Option<TraceContext> {
+    TraceContext::from_meta(&context.meta).or_else(|| {
+        let headers = &context.extensions.get::<http::request::Parts>()?.headers;
+        let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        TraceContext::new(value("traceparent")?, value("tracestate"))
+    })
 }
 
 mod tool_call;
@@ -453,11 +465,14 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
             session = self.client_key,
             era = if tool_call::is_stateless(&context) { "2026-07-28" } else { "2025" },
         );
+        // Joined to the client's trace before the span is first entered.
+        let trace = crate::trace::propagate(&span, incoming_trace(&context));
         async {
             request.name = route.tool.clone().into();
             let mut downstream = self.downstream(&context);
             downstream.tool = Some(route.tool.clone());
             downstream.principal = caller.id.clone();
+            downstream.trace = trace;
             let verdict = if verdict == Effect::Ask {
                 let held = HeldCall {
                     principal: caller.id.clone(),

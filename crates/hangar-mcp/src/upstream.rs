@@ -69,6 +69,17 @@ pub struct DownstreamCall {
     pub tool: Option<String>,
     /// The caller, when known.
     pub principal: Option<String>,
+    /// The trace context the provider gets in the request's `_meta`.
+    pub trace: Option<crate::trace::TraceContext>,
+}
+
+/// The options of a request forwarded for `downstream`: its trace context
+/// in `_meta` (rmcp adds the progress token and the era's own keys).
+fn request_options(downstream: &DownstreamCall) -> PeerRequestOptions {
+    match &downstream.trace {
+        Some(trace) => PeerRequestOptions::no_options().with_meta(trace.to_meta()),
+        None => PeerRequestOptions::no_options(),
+    }
 }
 
 struct InflightCall {
@@ -552,7 +563,7 @@ impl Upstream {
 
         let handle = self
             .peer
-            .send_cancellable_request(request, PeerRequestOptions::no_options())
+            .send_cancellable_request(request, request_options(downstream))
             .await
             .map_err(|e| match e {
                 // Nothing reached the provider: safe to send elsewhere.

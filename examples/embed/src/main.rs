@@ -10,7 +10,8 @@ use axum::routing::get;
 
 #[tokio::main]
 async fn main() {
-    hangar_api::init_tracing(hangar_api::LogFormat::Text);
+    // Keep the guard for the program's life (it flushes exported spans on drop).
+    let _telemetry = hangar_api::init_tracing(hangar_api::LogFormat::Text);
     let opts = hangar_api::ServerOptions {
         config: std::env::args().nth(1).map(PathBuf::from),
         data_dir: PathBuf::from(".hangar-embed"),

@@ -282,6 +282,21 @@ impl FixtureServer {
         }
     }
 
+    #[tool(
+        description = "Returns the W3C trace context of its request's _meta (traceparent, tracestate, baggage) as JSON"
+    )]
+    async fn trace_context(&self, context: RequestContext<RoleServer>) -> CallToolResult {
+        let meta = &context.meta;
+        text_result(
+            serde_json::json!({
+                "traceparent": meta.get_traceparent(),
+                "tracestate": meta.get_tracestate(),
+                "baggage": meta.get_baggage(),
+            })
+            .to_string(),
+        )
+    }
+
     #[tool(description = "Exits the server process immediately with code 3, without replying")]
     async fn crash(&self) -> CallToolResult {
         eprintln!("hangar-fixture: crash tool called, exiting with code 3");
@@ -308,6 +323,6 @@ mod tests {
             .into_iter()
             .map(|tool| tool.name.into_owned())
             .collect();
-        assert_eq!(names.len(), 15, "{names:?}");
+        assert_eq!(names.len(), 16, "{names:?}");
     }
 }

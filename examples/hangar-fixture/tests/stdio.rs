@@ -30,7 +30,7 @@ type TestResult = Result<(), Box<dyn Error>>;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-const ALL_TOOLS: [&str; 15] = [
+const ALL_TOOLS: [&str; 16] = [
     "test_simple_text",
     "test_image_content",
     "test_audio_content",
@@ -46,6 +46,7 @@ const ALL_TOOLS: [&str; 15] = [
     "sleep",
     "env",
     "crash",
+    "trace_context",
 ];
 
 /// A client that supports sampling and elicitation and counts notifications.

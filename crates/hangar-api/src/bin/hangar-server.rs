@@ -52,7 +52,7 @@ async fn main() {
             std::process::exit(code);
         }
     };
-    hangar_api::init_tracing(args.log_format);
+    let telemetry = hangar_api::init_tracing(args.log_format);
     let opts = hangar_api::ServerOptions {
         config: args.config,
         config_dir: args.config_dir,
@@ -60,7 +60,9 @@ async fn main() {
         listen: args.listen,
         watch: args.watch,
     };
-    if let Err(e) = hangar_api::run(opts).await {
+    let result = hangar_api::run(opts).await;
+    telemetry.shutdown();
+    if let Err(e) = result {
         eprintln!("hangar-server: {e}");
         std::process::exit(e.exit_code());
     }
