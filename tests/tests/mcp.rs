@@ -163,6 +163,13 @@ async fn crash_moves_to_dead_and_next_call_restarts() {
     assert_eq!(text(&r), "a");
     let (_, before) = server.get_json("/providers/fx").await;
     let pid = before["pid"].as_i64().unwrap();
+    let mut transitions = hangar_e2e::streams::Sse::open(
+        &server,
+        hangar_e2e::ADMIN_KEY,
+        "provider_id=fx&event_type=ProviderStateChanged",
+        None,
+    )
+    .await;
 
     let crash = tokio::time::timeout(
         Duration::from_secs(20),
@@ -172,13 +179,21 @@ async fn crash_moves_to_dead_and_next_call_restarts() {
     .expect("a crash must not hang the call");
     assert!(crash.is_err(), "crash should fail the call: {crash:?}");
     let dead = server.wait_state("fx", "dead").await;
+    // The cause is the exit itself; the transition says "crashed" once.
+    let cause = dead["last_error"].as_str().unwrap_or("");
     assert!(
-        dead["last_error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("crashed"),
+        cause.contains("exit") && !cause.starts_with("crashed"),
         "{dead}"
     );
+    let seen = transitions
+        .until(Duration::from_secs(20), |e| e.data["payload"]["to"] == "dead")
+        .await;
+    let reason = seen.last().unwrap().data["payload"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(reason, format!("crashed: {cause}"));
+    assert!(!reason.contains("crashed: crashed"), "{reason}");
     assert!(
         !hangar_e2e::process_alive(i32::try_from(pid).unwrap()),
         "crashed process reaped"

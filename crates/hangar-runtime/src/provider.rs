@@ -670,8 +670,9 @@ impl Provider {
         }
         self.live.store(None);
         live.shut_down().await;
+        // The state machine words the transition ("crashed: <cause>").
         self.apply(ProviderEvent::Exited {
-            cause: format!("crashed: {cause}"),
+            cause: cause.to_owned(),
         });
     }
 
