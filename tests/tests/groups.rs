@@ -497,3 +497,50 @@ async fn cli_manages_groups() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
 }
+
+/// A member Hangar itself refuses to start (`server.max_running_providers`
+/// reached) is not at fault: its breaker does not count it, and the group
+/// answers as soon as there is room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hangar_side_start_refusals_never_trip_a_members_breaker() {
+    let config = format!(
+        "providers:\n{}{}groups:\n  pool:\n    circuit_breaker:\n      failure_threshold: 1\n      reset_timeout_s: 300\n    members:\n      - provider: solo\nserver:\n  max_running_providers: 1\n",
+        member("other"),
+        member("solo"),
+    );
+    let server = Server::start(&config).await;
+    let client = connect(&server).await;
+    // The member runs once (its tools are listed), then the other provider
+    // takes the only slot (listing at connect may have started either).
+    server
+        .send(Method::POST, "/providers/other/stop", None)
+        .await;
+    let (status, v) = server
+        .send(Method::POST, "/providers/solo/start", None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(who(&client, "pool").await.unwrap(), "solo");
+    for (path, want) in [
+        ("/providers/solo/stop", 200),
+        ("/providers/other/start", 200),
+    ] {
+        let (status, v) = server.send(Method::POST, path, None).await;
+        assert_eq!(status, want, "{path}: {v}");
+    }
+
+    // No room for the member: the call fails, naming the limit.
+    for _ in 0..2 {
+        let err = who(&client, "pool").await.unwrap_err();
+        assert!(err.contains("max_running_providers"), "{err}");
+    }
+    let (_, g) = server.get_json("/groups/pool").await;
+    assert_eq!(g["members"][0]["circuit_breaker_state"], "closed", "{g}");
+    assert_eq!(g["members"][0]["consecutive_failures"], 0, "{g}");
+
+    // Room again: the member answers at once (an open breaker would refuse
+    // it for reset_timeout_s).
+    server
+        .send(Method::POST, "/providers/other/stop", None)
+        .await;
+    assert_eq!(who(&client, "pool").await.unwrap(), "solo");
+}

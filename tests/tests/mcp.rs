@@ -186,7 +186,9 @@ async fn crash_moves_to_dead_and_next_call_restarts() {
         "{dead}"
     );
     let seen = transitions
-        .until(Duration::from_secs(20), |e| e.data["payload"]["to"] == "dead")
+        .until(Duration::from_secs(20), |e| {
+            e.data["payload"]["to"] == "dead"
+        })
         .await;
     let reason = seen.last().unwrap().data["payload"]["reason"]
         .as_str()

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hangar_core::{Effect, PolicyKind};
+use hangar_core::{Effect, ErrorOrigin, PolicyKind};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
     Implementation, JsonObject, ListPromptsResult, ListResourceTemplatesResult,
@@ -64,19 +64,35 @@ pub enum BackendError {
     /// No provider has this id.
     #[error("unknown provider '{0}'")]
     UnknownProvider(String),
-    /// The provider could not be started or is not reachable.
+    /// The provider failed to start or is not reachable (its own failure:
+    /// counts on its breaker).
     #[error("provider '{provider}' is unavailable: {message}")]
     Unavailable { provider: String, message: String },
-    /// A limit was reached.
+    /// Hangar would not start the provider (being removed, shutting down):
+    /// not the provider's failure.
+    #[error("provider '{provider}' is unavailable: {message}")]
+    Refused { provider: String, message: String },
+    /// A Hangar limit was reached (e.g. `server.max_running_providers`):
+    /// not the provider's failure.
     #[error("{0}")]
     Overloaded(String),
 }
 
 impl BackendError {
+    /// Where the failure came from: only `upstream` ones are the provider's
+    /// (and count on a group member's breaker).
+    pub fn origin(&self) -> ErrorOrigin {
+        match self {
+            Self::UnknownProvider(_) => ErrorOrigin::Downstream,
+            Self::Unavailable { .. } => ErrorOrigin::Upstream,
+            Self::Refused { .. } | Self::Overloaded(_) => ErrorOrigin::Hangar,
+        }
+    }
+
     fn to_error_data(&self) -> ErrorData {
         ErrorData::internal_error(
             self.to_string(),
-            Some(serde_json::json!({"origin": "upstream"})),
+            Some(serde_json::json!({"origin": self.origin().as_str()})),
         )
     }
 }

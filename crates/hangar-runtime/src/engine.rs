@@ -585,9 +585,16 @@ impl Engine {
                     return Ok(lease);
                 }
                 Err(e) => {
-                    // Never reached the member: count it, try the next one.
+                    // Never reached the member: try the next one; it counts
+                    // on the member's breaker only when it was the member's
+                    // failure (not a Hangar limit or state).
                     tracing::warn!(group = %group.id(), member = %provider.id(), error = %e, "member unavailable; failing over");
-                    group.record(selection, CallOutcome::MemberFailure);
+                    let outcome = if e.origin() == hangar_core::ErrorOrigin::Upstream {
+                        CallOutcome::MemberFailure
+                    } else {
+                        CallOutcome::CallerError
+                    };
+                    group.record(selection, outcome);
                     exclude.push(index);
                     last_error = Some(e.to_string());
                 }

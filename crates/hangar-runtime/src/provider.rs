@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use hangar_core::{
-    BackoffPolicy, FailurePolicy, ProviderEvent, ProviderMode, ProviderSpec, ProviderState,
-    ProviderStateMachine, Timestamp, Transition,
+    BackoffPolicy, ErrorOrigin, FailurePolicy, ProviderEvent, ProviderMode, ProviderSpec,
+    ProviderState, ProviderStateMachine, Timestamp, Transition,
 };
 use hangar_mcp::{BackendError, EventSink, Lease, ProviderListing, Upstream, UpstreamEvent};
 use serde::Serialize;
@@ -413,9 +413,19 @@ impl Provider {
         }
         self.ensure_started(ProviderEvent::StartRequested)
             .await
-            .map_err(|e| BackendError::Unavailable {
-                provider: self.id.clone(),
-                message: e.to_string(),
+            .map_err(|e| match e.origin() {
+                // A Hangar limit or state, not the provider's failure.
+                ErrorOrigin::Hangar | ErrorOrigin::Downstream => match e {
+                    RuntimeError::AtCapacity { .. } => BackendError::Overloaded(e.to_string()),
+                    other => BackendError::Refused {
+                        provider: self.id.clone(),
+                        message: other.to_string(),
+                    },
+                },
+                ErrorOrigin::Upstream => BackendError::Unavailable {
+                    provider: self.id.clone(),
+                    message: e.to_string(),
+                },
             })?;
         match self.live.load().as_ref() {
             Some(live) => Ok(self.lease(live)),
@@ -445,9 +455,16 @@ impl Provider {
         if self.shutdown.is_cancelled() {
             return Err(RuntimeError::Removed(self.id.clone()));
         }
+        // A Hangar limit refuses the start before anything moves: the
+        // provider stays where it was and nothing counts against it.
+        let spec = self.spec();
+        let slot = match spec.mode {
+            ProviderMode::Subprocess | ProviderMode::Docker => self.local_slot()?,
+            ProviderMode::Remote => None,
+        };
         self.apply(event);
         let started = Instant::now();
-        match self.spawn_and_connect().await {
+        match self.spawn_and_connect(&spec, slot).await {
             Ok(live) => {
                 self.listing.store(Some(Arc::new(live.1)));
                 self.touch();
@@ -472,12 +489,28 @@ impl Provider {
 
     async fn spawn_and_connect(
         self: &Arc<Self>,
+        spec: &ProviderSpec,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Result<(Arc<Live>, ProviderListing), RuntimeError> {
-        let spec = self.spec();
         match spec.mode {
-            ProviderMode::Subprocess | ProviderMode::Docker => self.run_local(&spec).await,
-            ProviderMode::Remote => self.connect_remote(&spec).await,
+            ProviderMode::Subprocess | ProviderMode::Docker => self.run_local(spec, slot).await,
+            ProviderMode::Remote => self.connect_remote(spec).await,
         }
+    }
+
+    /// One of `server.max_running_providers` slots (none when unlimited).
+    fn local_slot(&self) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, RuntimeError> {
+        let Some(slots) = &self.start.slots else {
+            return Ok(None);
+        };
+        slots
+            .clone()
+            .try_acquire_owned()
+            .map(Some)
+            .map_err(|_| RuntimeError::AtCapacity {
+                provider: self.id.clone(),
+                limit: self.start.max_running,
+            })
     }
 
     /// `map` with its `${secret:...}` references resolved for this provider's
@@ -504,17 +537,8 @@ impl Provider {
     async fn run_local(
         self: &Arc<Self>,
         spec: &ProviderSpec,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Result<(Arc<Live>, ProviderListing), RuntimeError> {
-        let slot =
-            match &self.start.slots {
-                Some(slots) => Some(slots.clone().try_acquire_owned().map_err(|_| {
-                    RuntimeError::AtCapacity {
-                        provider: self.id.clone(),
-                        limit: self.start.max_running,
-                    }
-                })?),
-                None => None,
-            };
         // The spec keeps the `${secret:...}` references; the resolved env
         // lives only until the process or container is created.
         let mut env = self.resolve(spec, &spec.env)?;
