@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use hangar_core::naming::{Collision, ToolIndex, ToolRef, exposed_name};
+use hangar_core::naming::{Collision, ToolIndex, ToolRef};
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
 use crate::upstream::ProviderListing;
@@ -42,6 +42,7 @@ pub struct Catalog {
     template_routes: Vec<(UriTemplate, String)>,
     prompts: Vec<Prompt>,
     prompt_routes: HashMap<String, PromptRef>,
+    prompt_collisions: Vec<Collision>,
     resource_collisions: Vec<ResourceCollision>,
     unlisted: Vec<String>,
 }
@@ -113,26 +114,37 @@ impl Catalog {
             }
         }
 
-        let mut prompts = Vec::new();
-        let mut prompt_routes = HashMap::new();
-        for (p, l) in &by_provider {
-            for pr in &l.prompts {
-                let name = exposed_name(p, &pr.name, separator);
-                if prompt_routes.contains_key(&name) {
-                    continue;
-                }
+        // Prompts are named like tools: disambiguated on a collision, never
+        // dropped.
+        let prompt_index = ToolIndex::build(
+            by_provider.iter().flat_map(|(p, l)| {
+                l.prompts
+                    .iter()
+                    .map(move |pr| ((*p).to_owned(), pr.name.clone()))
+            }),
+            separator,
+        );
+        let originals: HashMap<(&str, &str), &Prompt> = by_provider
+            .iter()
+            .flat_map(|(p, l)| l.prompts.iter().map(move |pr| ((*p, pr.name.as_str()), pr)))
+            .collect();
+        let mut prompts = Vec::with_capacity(prompt_index.len());
+        let mut prompt_routes = HashMap::with_capacity(prompt_index.len());
+        for (name, r) in prompt_index.iter() {
+            if let Some(pr) = originals.get(&(r.provider.as_str(), r.tool.as_str())) {
+                let mut pr = (*pr).clone();
+                pr.name = name.to_owned();
+                prompts.push(pr);
                 prompt_routes.insert(
-                    name.clone(),
+                    name.to_owned(),
                     PromptRef {
-                        provider: (*p).to_owned(),
-                        prompt: pr.name.clone(),
+                        provider: r.provider.clone(),
+                        prompt: r.tool.clone(),
                     },
                 );
-                let mut pr = pr.clone();
-                pr.name = name;
-                prompts.push(pr);
             }
         }
+        let prompt_collisions = prompt_index.collisions().to_vec();
 
         Self {
             tools,
@@ -143,6 +155,7 @@ impl Catalog {
             template_routes,
             prompts,
             prompt_routes,
+            prompt_collisions,
             resource_collisions,
             unlisted,
         }
@@ -161,6 +174,12 @@ impl Catalog {
     /// Tool names that collided and were disambiguated.
     pub fn tool_collisions(&self) -> &[Collision] {
         self.tool_index.collisions()
+    }
+
+    /// Prompt names that collided and were disambiguated (a `ToolRef`'s
+    /// `tool` is the provider's prompt name).
+    pub fn prompt_collisions(&self) -> &[Collision] {
+        &self.prompt_collisions
     }
 
     /// Resource URIs listed by more than one provider.
@@ -277,6 +296,38 @@ impl UriTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn listing(prompts: &[&str]) -> ProviderListing {
+        ProviderListing {
+            prompts: prompts
+                .iter()
+                .map(|n| Prompt::new(*n, None::<String>, None))
+                .collect(),
+            ..ProviderListing::default()
+        }
+    }
+
+    #[test]
+    fn colliding_prompt_names_are_disambiguated_not_dropped() {
+        // `a` + `b__c` and `a__b` + `c` both read `a__b__c`.
+        let (a, ab) = (listing(&["b__c", "solo"]), listing(&["c"]));
+        let catalog = Catalog::build([("a", Some(&a)), ("a__b", Some(&ab))], "__");
+        assert_eq!(catalog.prompts().len(), 3);
+        let names: Vec<&str> = catalog.prompts().iter().map(|p| p.name.as_str()).collect();
+        let routes: Vec<(&str, &str)> = names
+            .iter()
+            .map(|n| {
+                let r = catalog.resolve_prompt(n).unwrap();
+                (r.provider.as_str(), r.prompt.as_str())
+            })
+            .collect();
+        for want in [("a", "b__c"), ("a__b", "c"), ("a", "solo")] {
+            assert!(routes.contains(&want), "{want:?} in {routes:?}");
+        }
+        assert_eq!(catalog.prompt_collisions().len(), 1);
+        assert_eq!(catalog.prompt_collisions()[0].exposed, "a__b__c");
+        assert!(names.contains(&"a__solo"));
+    }
 
     #[test]
     fn template_matching() {

@@ -311,6 +311,13 @@ impl Engine {
             tracing::warn!(exposed = %c.exposed, tools = ?c.tools, "tool name collision; names disambiguated");
         }
         for c in new
+            .prompt_collisions()
+            .iter()
+            .filter(|c| !old.prompt_collisions().contains(c))
+        {
+            tracing::warn!(exposed = %c.exposed, prompts = ?c.tools, "prompt name collision; names disambiguated");
+        }
+        for c in new
             .resource_collisions()
             .iter()
             .filter(|c| !old.resource_collisions().contains(c))
