@@ -98,3 +98,35 @@ async fn running_providers_are_capped_with_a_clear_503() {
     let (status, v) = server.send(Method::POST, "/providers/fy/start", None).await;
     assert_eq!(status, 200, "{v}");
 }
+
+/// Failure thresholds changed by `PUT` apply to the running provider at
+/// once (they decide nothing about what runs, so no restart is asked for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_thresholds_changed_by_put_apply_at_once() {
+    let config = format!(
+        "providers:\n  fx:\n    command: [\"{}\"]\n    call_timeout_s: 1\n",
+        bin("hangar-fixture").display()
+    );
+    let server = Server::start(&config).await;
+    let (status, v) = server.send(Method::POST, "/providers/fx/start", None).await;
+    assert_eq!(status, 200, "{v}");
+    let (_, detail) = server.get_json("/providers/fx").await;
+    let mut spec = detail["configuration"].clone();
+    spec["max_consecutive_failures"] = 1.into();
+    spec["max_failures"] = 1.into();
+    let (status, v) = server.send(Method::PUT, "/providers/fx", Some(spec)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["restart_required"], false, "{v}");
+    // One provider failure (a call that times out) now degrades it (the
+    // default threshold of 3 would have left it ready).
+    let r = server
+        .call_tool_as(
+            hangar_e2e::ADMIN_KEY,
+            "fx__sleep",
+            serde_json::json!({"ms": 3000}),
+        )
+        .await;
+    assert!(r["error"].is_object(), "{r}");
+    let degraded = server.wait_state("fx", "degraded").await;
+    assert_eq!(degraded["consecutive_failures"], 1, "{degraded}");
+}

@@ -262,14 +262,8 @@ impl ProviderStateMachine {
     /// A cold machine (since [`Timestamp::ZERO`]) with `policy`, thresholds normalized as
     /// documented on [`FailurePolicy`].
     pub fn new(policy: FailurePolicy) -> Self {
-        let failure_threshold = policy.failure_threshold.max(1);
-        let policy = FailurePolicy {
-            failure_threshold,
-            max_failures: policy.max_failures.max(failure_threshold),
-            backoff: policy.backoff,
-        };
         Self {
-            policy,
+            policy: Self::normalized(policy),
             state: ProviderState::Cold,
             state_since: Timestamp::ZERO,
             ready_since: None,
@@ -278,6 +272,22 @@ impl ProviderStateMachine {
             restart_count: 0,
             crash_streak: 0,
         }
+    }
+
+    fn normalized(policy: FailurePolicy) -> FailurePolicy {
+        let failure_threshold = policy.failure_threshold.max(1);
+        FailurePolicy {
+            failure_threshold,
+            max_failures: policy.max_failures.max(failure_threshold),
+            backoff: policy.backoff,
+        }
+    }
+
+    /// Replaces the policy (normalized as by [`Self::new`]) without touching
+    /// the state or the counters: the new thresholds decide from the next
+    /// event on.
+    pub fn set_policy(&mut self, policy: FailurePolicy) {
+        self.policy = Self::normalized(policy);
     }
 
     /// The (normalized) policy.

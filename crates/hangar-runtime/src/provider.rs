@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use hangar_core::{
-    BackoffPolicy, ErrorOrigin, FailurePolicy, ProviderEvent, ProviderMode, ProviderSpec,
-    ProviderState, ProviderStateMachine, Timestamp, Transition,
+    ErrorOrigin, ProviderEvent, ProviderMode, ProviderSpec, ProviderState, ProviderStateMachine,
+    Timestamp, Transition,
 };
 use hangar_mcp::{BackendError, EventSink, Lease, ProviderListing, Upstream, UpstreamEvent};
 use serde::Serialize;
@@ -213,14 +213,6 @@ pub struct Provider {
     start: StartContext,
 }
 
-fn policy_for(spec: &ProviderSpec) -> FailurePolicy {
-    FailurePolicy {
-        failure_threshold: spec.max_consecutive_failures,
-        max_failures: spec.max_failures,
-        backoff: BackoffPolicy::default(),
-    }
-}
-
 impl Provider {
     pub(crate) fn new(
         id: &str,
@@ -231,7 +223,7 @@ impl Provider {
         notices: NoticeSink,
         start: StartContext,
     ) -> Arc<Self> {
-        let machine = ProviderStateMachine::new(policy_for(&spec));
+        let machine = ProviderStateMachine::new(spec.failure_policy());
         let p = Arc::new(Self {
             id: id.to_owned(),
             source,
@@ -728,8 +720,10 @@ impl Provider {
         self.start().await
     }
 
-    /// Replaces the spec; a running provider picks it up on its next start.
+    /// Replaces the spec. What runs (command, env, image...) changes at the
+    /// next start; the failure thresholds apply at once.
     pub fn set_spec(&self, spec: ProviderSpec) {
+        crate::lock(&self.machine).set_policy(spec.failure_policy());
         *self
             .spec
             .write()

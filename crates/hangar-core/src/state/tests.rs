@@ -406,3 +406,47 @@ fn timestamps_saturate() {
         Some("\"initializing\"".into())
     );
 }
+
+#[test]
+fn a_new_policy_applies_from_the_next_event_and_keeps_the_counters() {
+    let mut m = ProviderStateMachine::new(FailurePolicy {
+        failure_threshold: 3,
+        max_failures: 6,
+        backoff: BackoffPolicy::default(),
+    });
+    m.apply(E::StartRequested, t(0)).unwrap();
+    m.apply(E::Initialized, t(0)).unwrap();
+    m.apply(
+        E::CheckFailed {
+            cause: cause("slow"),
+        },
+        t(1),
+    )
+    .unwrap();
+    assert_eq!(m.state(), S::Ready);
+    m.set_policy(FailurePolicy {
+        failure_threshold: 0,
+        max_failures: 2,
+        backoff: BackoffPolicy::default(),
+    });
+    // Normalized like new(): a threshold of at least 1.
+    assert_eq!(m.policy().failure_threshold, 1);
+    assert_eq!(m.consecutive_failures(), 1);
+    m.apply(
+        E::CheckFailed {
+            cause: cause("slow"),
+        },
+        t(1),
+    )
+    .unwrap();
+    // Count 2 passes the new threshold (1), then the new maximum (2).
+    assert_eq!(m.state(), S::Degraded);
+    m.apply(
+        E::CheckFailed {
+            cause: cause("slow"),
+        },
+        t(2),
+    )
+    .unwrap();
+    assert_eq!(m.state(), S::Dead);
+}
