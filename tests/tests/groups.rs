@@ -544,3 +544,78 @@ async fn hangar_side_start_refusals_never_trip_a_members_breaker() {
         .await;
     assert_eq!(who(&client, "pool").await.unwrap(), "solo");
 }
+
+/// Resource reads and prompt gets go through a group like tool calls: a
+/// member's failure reaches its breaker and its health, and a member killed
+/// with -9 fails none of them (a request it never received goes to the
+/// other member).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_reads_and_prompt_gets_fail_over_like_calls() {
+    use rmcp::model::{GetPromptRequestParams, ReadResourceRequestParams};
+    let config = format!(
+        "providers:\n{}{}groups:\n  pool:\n    members:\n      - provider: a\n      - provider: b\n",
+        member("a"),
+        member("b"),
+    );
+    let config = config
+        .replace("MEMBER: a\n", "MEMBER: a\n    call_timeout_s: 1\n")
+        .replace("MEMBER: b\n", "MEMBER: b\n    call_timeout_s: 1\n");
+    let server = Server::start(&config).await;
+    let client = connect(&server).await;
+
+    // A read the member does not answer in time is the member's failure:
+    // its breaker and its health count it.
+    let slow = client
+        .read_resource(ReadResourceRequestParams::new("test://slow/3000"))
+        .await;
+    assert!(slow.is_err(), "{slow:?}");
+    let (_, g) = server.get_json("/groups/pool").await;
+    let counted: Vec<_> = g["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["consecutive_failures"] == 1)
+        .collect();
+    assert_eq!(counted.len(), 1, "{g}");
+    let id = counted[0]["member_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (_, p) = server.get_json(&format!("/providers/{id}")).await;
+    assert_eq!(p["consecutive_failures"], 1, "{p}");
+
+    let mut failures = Vec::new();
+    for i in 0..40 {
+        if i == 10 {
+            let (_, a) = server.get_json("/providers/a").await;
+            let pid = i32::try_from(a["pid"].as_i64().unwrap()).unwrap();
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+            for _ in 0..200 {
+                if !process_alive(pid) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let read = client
+            .read_resource(ReadResourceRequestParams::new("test://static-text"))
+            .await;
+        if let Err(e) = read {
+            failures.push((i, "read", e.to_string()));
+        }
+        let get = client
+            .get_prompt(GetPromptRequestParams::new("pool__test_simple_prompt"))
+            .await;
+        if let Err(e) = get {
+            failures.push((i, "get", e.to_string()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "requests failed after kill -9: {failures:?}"
+    );
+}

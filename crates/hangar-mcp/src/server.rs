@@ -137,7 +137,9 @@ fn check_can_call(context: &RequestContext<RoleServer>, method: &str) -> Result<
 pub struct CallReport<'a> {
     /// The lease the call ran on.
     pub lease: &'a Lease,
-    /// The provider's own tool name.
+    /// A tool call, a resource read or a prompt get.
+    pub kind: PolicyKind,
+    /// The provider's own tool (or prompt) name, or the resource URI.
     pub tool: &'a str,
     /// The authenticated caller, if known.
     pub principal: Option<&'a str>,
@@ -377,6 +379,78 @@ impl<B: Backend> Admitted<'_, B> {
     fn finish(&self, outcome: &'static str) {
         self.record(self.verdict, outcome);
     }
+
+    /// Sends the admitted request (`send`, given the lease) to its provider
+    /// or group like a tool call: every attempt is reported (health, breaker),
+    /// a request no member received goes to the next member, and the audit
+    /// record gets the outcome.
+    async fn forward<R: Forwarded>(&self, request: &R) -> Result<R::Response, ErrorData> {
+        let mut tried: Vec<String> = Vec::new();
+        loop {
+            let lease = match self.backend.acquire(&self.provider, &tried).await {
+                Ok(lease) => lease,
+                Err(e) => {
+                    self.finish("error");
+                    return Err(e.to_error_data());
+                }
+            };
+            let started = Instant::now();
+            let result = request.send(&lease, &self.downstream).await;
+            self.backend.report(CallReport {
+                lease: &lease,
+                kind: self.kind,
+                tool: &self.name,
+                principal: self.principal.as_deref(),
+                arguments_bytes: 0,
+                duration: started.elapsed(),
+                error: result.as_ref().err(),
+                tool_error: false,
+            });
+            if lease.retryable && matches!(result, Err(UpstreamError::NotDelivered { .. })) {
+                tried.push(lease.target.clone());
+                continue;
+            }
+            self.finish(if result.is_ok() { "success" } else { "error" });
+            return result.map_err(|e| e.to_error_data());
+        }
+    }
+}
+
+/// A request other than `tools/call` that [`Admitted::forward`] sends to a
+/// provider (possibly more than once, to another group member).
+trait Forwarded: Sync {
+    type Response;
+    fn send<'a>(
+        &'a self,
+        lease: &'a Lease,
+        downstream: &'a DownstreamCall,
+    ) -> impl Future<Output = Result<Self::Response, UpstreamError>> + Send + 'a;
+}
+
+impl Forwarded for ReadResourceRequestParams {
+    type Response = ReadResourceResponse;
+    fn send<'a>(
+        &'a self,
+        lease: &'a Lease,
+        downstream: &'a DownstreamCall,
+    ) -> impl Future<Output = Result<Self::Response, UpstreamError>> + Send + 'a {
+        lease
+            .upstream
+            .read_resource(self.clone(), downstream, lease.call_timeout)
+    }
+}
+
+impl Forwarded for GetPromptRequestParams {
+    type Response = GetPromptResponse;
+    fn send<'a>(
+        &'a self,
+        lease: &'a Lease,
+        downstream: &'a DownstreamCall,
+    ) -> impl Future<Output = Result<Self::Response, UpstreamError>> + Send + 'a {
+        lease
+            .upstream
+            .get_prompt(self.clone(), downstream, lease.call_timeout)
+    }
 }
 
 fn unknown_tool(name: &str) -> ErrorData {
@@ -541,6 +615,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
                 let tool_error = matches!(&result, Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true));
                 self.backend.report(CallReport {
                     lease: &lease,
+                    kind: PolicyKind::Tool,
                     tool: &route.tool,
                     principal: principal.as_deref(),
                     arguments_bytes,
@@ -633,19 +708,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
             // A denied resource does not exist.
             return Err(not_found());
         };
-        let lease = match self.backend.acquire(&provider, &[]).await {
-            Ok(lease) => lease,
-            Err(e) => {
-                admitted.finish("error");
-                return Err(e.to_error_data());
-            }
-        };
-        let result = lease
-            .upstream
-            .read_resource(request, &admitted.downstream, lease.call_timeout)
-            .await;
-        admitted.finish(if result.is_ok() { "success" } else { "error" });
-        result.map_err(|e| e.to_error_data())
+        admitted.forward(&request).await
     }
 
     async fn list_prompts(
@@ -700,20 +763,8 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
             // A denied prompt does not exist.
             return Err(unknown());
         };
-        let lease = match self.backend.acquire(&route.provider, &[]).await {
-            Ok(lease) => lease,
-            Err(e) => {
-                admitted.finish("error");
-                return Err(e.to_error_data());
-            }
-        };
         request.name = route.prompt;
-        let result = lease
-            .upstream
-            .get_prompt(request, &admitted.downstream, lease.call_timeout)
-            .await;
-        admitted.finish(if result.is_ok() { "success" } else { "error" });
-        result.map_err(|e| e.to_error_data())
+        admitted.forward(&request).await
     }
 
     async fn set_level(

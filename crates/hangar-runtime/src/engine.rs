@@ -745,10 +745,19 @@ impl Backend for Engine {
             (None, true) => "tool_error",
             (None, false) => "success",
         };
-        self.shared
-            .metrics
-            .tool_call(&report.lease.target, report.tool, outcome, report.duration);
-        if self.shared.record_tool_history {
+        // Tool calls are counted per tool and kept in the invocation
+        // history; reads and prompt gets (whose URIs are unbounded) only
+        // reach the health and breaker accounting below.
+        let tool_call = report.kind == hangar_core::PolicyKind::Tool;
+        if tool_call {
+            self.shared.metrics.tool_call(
+                &report.lease.target,
+                report.tool,
+                outcome,
+                report.duration,
+            );
+        }
+        if tool_call && self.shared.record_tool_history {
             self.shared.events.emit(
                 format!("provider:{}", report.lease.target),
                 TOOL_INVOCATION,

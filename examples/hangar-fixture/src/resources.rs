@@ -9,6 +9,9 @@ pub const STATIC_TEXT_URI: &str = "test://static-text";
 pub const STATIC_TEXT: &str = "This is the content of the static text resource.";
 pub const STATIC_BINARY_URI: &str = "test://static-binary";
 pub const TEMPLATE_URI: &str = "test://template/{id}/data";
+/// Read after `{ms}` milliseconds (at most 60 s): a slow provider.
+pub const SLOW_URI: &str = "test://slow/{ms}";
+const SLOW_PREFIX: &str = "test://slow/";
 const TEMPLATE_PREFIX: &str = "test://template/";
 const TEMPLATE_SUFFIX: &str = "/data";
 
@@ -28,13 +31,25 @@ pub fn templates() -> Vec<ResourceTemplate> {
         ResourceTemplate::new(TEMPLATE_URI, "Resource Template")
             .with_description("A resource template with parameter substitution")
             .with_mime_type("application/json"),
+        ResourceTemplate::new(SLOW_URI, "Slow Resource")
+            .with_description("Read after {ms} milliseconds (at most 60000)")
+            .with_mime_type("text/plain"),
     ]
+}
+
+/// How long a read of `uri` must wait first (`test://slow/{ms}`).
+pub fn delay_of(uri: &str) -> Option<std::time::Duration> {
+    let ms: u64 = uri.strip_prefix(SLOW_PREFIX)?.parse().ok()?;
+    Some(std::time::Duration::from_millis(ms.min(60_000)))
 }
 
 pub fn read(uri: &str) -> Result<ReadResourceResult, ErrorData> {
     let contents = match uri {
         STATIC_TEXT_URI => ResourceContents::text(STATIC_TEXT, uri).with_mime_type("text/plain"),
         STATIC_BINARY_URI => ResourceContents::blob(PNG_1X1_BASE64, uri).with_mime_type(PNG_MIME),
+        _ if delay_of(uri).is_some() => {
+            ResourceContents::text("slow", uri).with_mime_type("text/plain")
+        }
         _ => {
             let id = template_id(uri).ok_or_else(|| {
                 ErrorData::resource_not_found(

@@ -178,6 +178,9 @@ impl ServerHandler for FixtureServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        if let Some(delay) = crate::resources::delay_of(&request.uri) {
+            tokio::time::sleep(delay).await;
+        }
         crate::resources::read(&request.uri).map(ReadResourceResponse::from)
     }
 
