@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README: `bash scripts/test.sh`):
-#   cargo build, the docker fixture image when an engine is there (`cargo xtask
+#   rustfmt --check and clippy -D warnings (the lints of Cargo.toml and clippy.toml), cargo build, the docker fixture image when an engine is there (`cargo xtask
 #   fixture-image`), cargo test for the whole workspace, then the Python interop tests
 #   (tests/python) against the freshly built hangar-server / hangar-fixture, then
 #   schemathesis against the REST API's /openapi.json (scripts/fuzz-api.sh).
@@ -12,6 +12,10 @@ section() { printf '\n==== %s ====\n' "$*"; }
 
 PYTHON="${HANGAR_PYTHON:-$PWD/.venv/bin/python}"
 BIN_DIR="${CARGO_TARGET_DIR:-$PWD/target}/debug"
+
+section "cargo fmt --check; cargo clippy --workspace --all-targets -- -D warnings"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 section "cargo build --workspace --locked"
 cargo build --workspace --locked

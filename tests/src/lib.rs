@@ -5,7 +5,11 @@
 //! `cargo build --workspace`, which `scripts/test.sh` runs first), or from
 //! `HANGAR_BIN_DIR`.
 #![forbid(unsafe_code)]
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test-support library: a failed expectation is a failed test"
+)]
 
 pub mod docker;
 pub mod mcp_client;

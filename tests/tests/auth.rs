@@ -1,6 +1,10 @@
 //! Keys, tokens, roles and their enforcement on every route, rate limits,
 //! failed-auth backoff and the audit log, against the real server.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed expectation is a failed test"
+)]
 
 use std::time::Duration;
 

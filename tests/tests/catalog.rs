@@ -1,7 +1,11 @@
 //! The catalog of deployable MCP servers over HTTP against the real server:
 //! every route and its errors, filters, deploying an entry and calling the
 //! deployed provider's tool through `/mcp`, and durability across `kill -9`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed expectation is a failed test"
+)]
 
 use hangar_e2e::{ADMIN_KEY, Server, bin, fixture_config};
 use reqwest::Method;

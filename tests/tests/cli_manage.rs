@@ -1,6 +1,10 @@
 //! The `hangar` CLI's management commands (config, system, maintenance,
 //! import) against the real server.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed expectation is a failed test"
+)]
 
 use hangar_e2e::{Server, bin, fixture_config};
 use serde_json::{Value, json};

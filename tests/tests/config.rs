@@ -1,6 +1,10 @@
 //! The config lifecycle (get, reload, export, backup, diff, `--watch`), event
 //! store compaction, and durability across `kill -9`, against the real server.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed expectation is a failed test"
+)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

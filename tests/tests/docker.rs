@@ -4,7 +4,6 @@
 //!
 //! Needs an engine at `DOCKER_HOST` with `hangar-fixture:dev` (`cargo xtask
 //! fixture-image`); skipped without one unless `HANGAR_REQUIRE_DOCKER=1`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 

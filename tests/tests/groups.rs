@@ -1,7 +1,11 @@
 //! Groups end to end: real `hangar-fixture` members behind one name,
 //! load balancing, failover on kill -9, circuit breakers that trip and
 //! recover, and the group REST routes.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed expectation is a failed test"
+)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;

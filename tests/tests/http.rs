@@ -1,6 +1,5 @@
 //! REST, auth, Origin, body limits, malformed input, bad config, persistence,
 //! and the `hangar` CLI, against the real server.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 

@@ -1,6 +1,5 @@
 //! The engine in-process with real `hangar-fixture` processes: start/stop
 //! cycles leave no process or zombie behind.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use hangar_core::ProviderSpec;
 use hangar_e2e::{Server, bin, process_alive};

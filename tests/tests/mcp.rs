@@ -1,6 +1,10 @@
 //! The real hangar-server driven by the rmcp client over Streamable HTTP, in
 //! both protocol eras, in front of real `hangar-fixture` processes.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed expectation is a failed test"
+)]
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

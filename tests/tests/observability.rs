@@ -3,7 +3,11 @@
 //! alerts (with their webhook) when a provider keeps dying, a consumer that
 //! never reads, streams ending when their key is revoked, JSON logs; and
 //! the CLI's `events`, `providers logs -f`, `status`, `metrics`, `alerts`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed expectation is a failed test"
+)]
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};

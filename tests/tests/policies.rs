@@ -1,7 +1,11 @@
 //! Tool policies and approvals end to end: a real hangar-server with the
 //! fixture provider, the rmcp client (both eras) waiting on held calls while
 //! the test answers over REST, and the events in the real SQLite file.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed expectation is a failed test"
+)]
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

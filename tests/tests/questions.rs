@@ -2,7 +2,11 @@
 //! and an email. A client without the elicitation capability gets the answer
 //! an operator gives over REST (or the CLI); a client with it answers itself,
 //! in both protocol eras.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed expectation is a failed test"
+)]
 
 use std::time::Duration;
 

@@ -3,7 +3,6 @@
 //! `hangar-server` chained behind the first with its key from a secret (the
 //! caller's key never reaches it), health checks, and the refusal of
 //! link-local and metadata endpoints.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 

@@ -1,6 +1,5 @@
 //! Secrets over REST: stored encrypted, injected into a real provider's env
 //! at start, re-injected by refresh, never shown anywhere.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use hangar_e2e::{Server, bin};
 use reqwest::Method;

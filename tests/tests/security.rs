@@ -1,7 +1,11 @@
 //! Regression tests for the holes found by attacking the running server as
 //! an outsider, a low-privilege insider and an operator: each test repeats
 //! the attack against the real `hangar-server` and checks it fails.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed expectation is a failed test"
+)]
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;

@@ -35,8 +35,8 @@ use serde_json::{Value, json};
 use crate::auth::{Principal, client_of};
 use crate::error::ApiError;
 
-/// The stream audit records go to.
-pub const AUDIT_STREAM: &str = "audit";
+/// The stream audit records go to (defined once, by the runtime).
+pub use hangar_runtime::events::AUDIT_STREAM;
 /// Event type of a mutating `/api` request: `{principal, method, path, status}`.
 pub const ADMIN_CHANGE: &str = "AdminChange";
 /// Event type of a refused or failed request:

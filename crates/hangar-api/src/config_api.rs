@@ -38,26 +38,43 @@ pub enum LifecycleError {
         "config_path {path}: only the server's config file, or a .yaml/.yml file directly in \
          the directory given with --config-dir at start, can be reloaded"
     )]
-    NotAllowed { path: PathBuf },
+    NotAllowed {
+        /// The file named.
+        path: PathBuf,
+    },
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why it could not be read.
         source: hangar_runtime::files::ReadError,
     },
     /// Reading the file did not finish in time.
     #[error("cannot read {path}: no answer from the file system in {secs} s")]
-    ReadTimeout { path: PathBuf, secs: u64 },
+    ReadTimeout {
+        /// The file.
+        path: PathBuf,
+        /// The time allowed, in seconds.
+        secs: u64,
+    },
     /// The file is not a valid config (the message names field and line).
     #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with field and line.
+        message: String,
+    },
     /// The server has no data directory to keep backups in.
     #[error("no data directory: backups are unavailable")]
     NoDataDir,
     /// Writing a backup failed.
     #[error("backup {path}: {source}")]
     Write {
+        /// The backup file.
         path: PathBuf,
+        /// Why it could not be written.
         source: std::io::Error,
     },
     /// The live state could not be written as YAML.

@@ -6,6 +6,7 @@
 //! API boundary: business rules live in `hangar-core` and `hangar-runtime`;
 //! this crate maps them to HTTP, once, in [`error`].
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod app;
 pub mod approvals_api;

@@ -53,11 +53,18 @@ pub enum ServerError {
     Config(String),
     /// The data directory or database failed.
     #[error("data directory {path}: {message}")]
-    DataDir { path: PathBuf, message: String },
+    DataDir {
+        /// The data directory.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address.
         addr: SocketAddr,
+        /// Why it could not be bound.
         source: std::io::Error,
     },
     /// Serving failed.

@@ -1,4 +1,5 @@
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 //! Hangar's domain core: the types and rules every other crate builds on.
 //!
 //! This crate is pure and synchronous. It does no IO (apart from parsing strings it is

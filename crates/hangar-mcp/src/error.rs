@@ -11,26 +11,55 @@ use rmcp::service::ServiceError;
 pub enum UpstreamError {
     /// The MCP handshake (`server/discover` or `initialize`) failed.
     #[error("provider '{provider}': MCP handshake failed: {message}")]
-    Handshake { provider: String, message: String },
+    Handshake {
+        /// The provider's id.
+        provider: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The provider answered with a JSON-RPC error; passed through unchanged.
     #[error("provider '{provider}' returned error {}: {}", .error.code.0, .error.message)]
-    Rpc { provider: String, error: ErrorData },
+    Rpc {
+        /// The provider's id.
+        provider: String,
+        /// The provider's JSON-RPC error, unchanged.
+        error: ErrorData,
+    },
     /// The request could not be sent: the provider never saw it, so it may be
     /// retried on another provider.
     #[error("request could not be delivered to provider '{provider}'")]
-    NotDelivered { provider: String },
+    NotDelivered {
+        /// The provider's id.
+        provider: String,
+    },
     /// The connection is gone (the process exited or the stream closed).
     #[error("provider '{provider}' closed the connection")]
-    Closed { provider: String },
+    Closed {
+        /// The provider's id.
+        provider: String,
+    },
     /// No answer in time.
     #[error("provider '{provider}' did not answer within {after:?}")]
-    Timeout { provider: String, after: Duration },
+    Timeout {
+        /// The provider's id.
+        provider: String,
+        /// The time allowed.
+        after: Duration,
+    },
     /// The downstream client cancelled the request.
     #[error("request to provider '{provider}' was cancelled")]
-    Cancelled { provider: String },
+    Cancelled {
+        /// The provider's id.
+        provider: String,
+    },
     /// The provider broke the protocol.
     #[error("provider '{provider}' broke the protocol: {message}")]
-    Protocol { provider: String, message: String },
+    Protocol {
+        /// The provider's id.
+        provider: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl UpstreamError {

@@ -12,6 +12,7 @@
 //! API boundary: this crate knows nothing about processes, containers or
 //! storage.
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod catalog;
 pub mod error;

@@ -67,11 +67,21 @@ pub enum BackendError {
     /// The provider failed to start or is not reachable (its own failure:
     /// counts on its breaker).
     #[error("provider '{provider}' is unavailable: {message}")]
-    Unavailable { provider: String, message: String },
+    Unavailable {
+        /// The provider's id.
+        provider: String,
+        /// What went wrong.
+        message: String,
+    },
     /// Hangar would not start the provider (being removed, shutting down):
     /// not the provider's failure.
     #[error("provider '{provider}' is unavailable: {message}")]
-    Refused { provider: String, message: String },
+    Refused {
+        /// The provider's id.
+        provider: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A Hangar limit was reached (e.g. `server.max_running_providers`):
     /// not the provider's failure.
     #[error("{0}")]

@@ -15,13 +15,23 @@ pub enum RuntimeError {
     AlreadyExists(String),
     /// The provider is still used (e.g. a group member).
     #[error("'{id}' is in use: {why}")]
-    InUse { id: String, why: String },
+    InUse {
+        /// The provider's id.
+        id: String,
+        /// What still uses it.
+        why: String,
+    },
     /// No group with this id.
     #[error("group '{0}' not found")]
     GroupNotFound(String),
     /// The group has no such member.
     #[error("group '{group}' has no member '{member}'")]
-    MemberNotFound { group: String, member: String },
+    MemberNotFound {
+        /// The group's id.
+        group: String,
+        /// The member's provider id.
+        member: String,
+    },
     /// The provider is being removed.
     #[error("provider '{0}' was removed")]
     Removed(String),
@@ -30,10 +40,20 @@ pub enum RuntimeError {
     InvalidSpec(#[from] SpecError),
     /// The process could not be started.
     #[error("provider '{provider}' could not be started: {message}")]
-    Spawn { provider: String, message: String },
+    Spawn {
+        /// The provider's id.
+        provider: String,
+        /// What went wrong.
+        message: String,
+    },
     /// Startup took too long.
     #[error("provider '{provider}' did not become ready within {after:?}")]
-    StartTimeout { provider: String, after: Duration },
+    StartTimeout {
+        /// The provider's id.
+        provider: String,
+        /// The time allowed.
+        after: Duration,
+    },
     /// Talking to the provider failed.
     #[error(transparent)]
     Upstream(#[from] hangar_mcp::UpstreamError),
@@ -44,7 +64,12 @@ pub enum RuntimeError {
     #[error(
         "provider '{provider}' cannot start: {limit} providers are already running (server.max_running_providers); stop one or raise the limit"
     )]
-    AtCapacity { provider: String, limit: usize },
+    AtCapacity {
+        /// The provider's id.
+        provider: String,
+        /// `server.max_running_providers`.
+        limit: usize,
+    },
     /// The stream keeps every event (the audit trail): only its configured
     /// retention removes records, and that removal is itself recorded.
     #[error(

@@ -16,6 +16,7 @@
 //!
 //! API boundary: this crate knows nothing about HTTP.
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod alerts;
 pub mod approvals;

@@ -16,7 +16,7 @@ use crate::store::Store;
 
 /// The audit stream: `ToolCallAudited` for every tool call, `SecurityEvent`
 /// for denials.
-pub const AUDIT_STREAM: &str = "audit";
+pub(crate) use crate::events::AUDIT_STREAM;
 
 /// What decides and holds tool calls.
 pub(super) struct Gate {
