@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README: `bash scripts/test.sh`):
-#   rustfmt --check and clippy -D warnings (the lints of Cargo.toml and clippy.toml), cargo build, the docker fixture image when an engine is there (`cargo xtask
+#   rustfmt --check, clippy -D warnings (the lints of Cargo.toml and clippy.toml) and
+#   cargo deny (deny.toml; installed if missing), cargo build, the docker fixture image when an engine is there (`cargo xtask
 #   fixture-image`), cargo test for the whole workspace, then the Python interop tests
 #   (tests/python) against the freshly built hangar-server / hangar-fixture, then
 #   schemathesis against the REST API's /openapi.json (scripts/fuzz-api.sh).
@@ -16,6 +17,13 @@ BIN_DIR="${CARGO_TARGET_DIR:-$PWD/target}/debug"
 section "cargo fmt --check; cargo clippy --workspace --all-targets -- -D warnings"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+section "cargo deny check bans licenses sources (deny.toml)"
+if ! cargo deny --version >/dev/null 2>&1; then
+    echo "installing cargo-deny (once; a few minutes)"
+    cargo install --locked cargo-deny@0.20.2 --no-default-features
+fi
+cargo deny --log-level error check bans licenses sources
 
 section "cargo build --workspace --locked"
 cargo build --workspace --locked
