@@ -17,6 +17,7 @@ pub mod authz;
 pub mod catalog_api;
 pub mod config_api;
 pub mod context;
+pub mod embed;
 pub mod error;
 pub mod extract;
 pub mod groups;

@@ -1,5 +1,6 @@
-//! Embedding Hangar: build it from a config in a few lines and mount its
-//! routes (`/health`, `/mcp`, `/api`) in your own axum application.
+//! Embedding Hangar: start it from a config in a few lines, call its tools
+//! in-process as one of its principals, and mount its routes (`/health`,
+//! `/mcp`, `/api`, `/metrics`) in your own axum application.
 //!
 //! `cargo run -p hangar-embed-example -- examples/config/hangar.yaml`
 #![forbid(unsafe_code)]
@@ -7,6 +8,7 @@
 use std::path::PathBuf;
 
 use axum::routing::get;
+use hangar_api::embed::Hangar;
 
 #[tokio::main]
 async fn main() {
@@ -18,21 +20,34 @@ async fn main() {
         listen: ([127, 0, 0, 1], 8001).into(),
         ..hangar_api::ServerOptions::default()
     };
-    let (state, _config) = match hangar_api::server::build(&opts).await {
-        Ok(v) => v,
+    let hangar = match Hangar::start(&opts).await {
+        Ok(h) => h,
         Err(e) => {
             eprintln!("embed: {e}");
             std::process::exit(e.exit_code());
         }
     };
-    let engine = state.engine.clone();
-    // Your own routes live next to Hangar's.
+
+    // In-process: an MCP client acting as the `admin` principal, through the
+    // same policies, approvals and audit as /mcp (no HTTP, no key).
+    match hangar.client("admin").await {
+        Ok(client) => {
+            match client.list_all_tools().await {
+                Ok(tools) => eprintln!("in-process: {} tools", tools.len()),
+                Err(e) => eprintln!("in-process listing failed: {e}"),
+            }
+            let _ = client.cancel().await;
+        }
+        Err(e) => eprintln!("embed: {e}"),
+    }
+
+    // Over HTTP: your own routes live next to Hangar's.
     let app = axum::Router::new()
         .route(
             "/hello",
             get(|| async { "hello from the host application" }),
         )
-        .merge(hangar_api::router(state));
+        .merge(hangar.router());
     let listener = match hangar_api::server::bind(opts.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -54,5 +69,5 @@ async fn main() {
         eprintln!("embed: {e}");
     }
     // Stop every provider process before exiting.
-    engine.shutdown().await;
+    hangar.shutdown().await;
 }
