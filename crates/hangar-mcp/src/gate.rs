@@ -69,6 +69,68 @@ pub trait Questioner: Send + Sync + 'static {
     fn ask(&self, ask: ElicitationAsk) -> BoxFuture<'static, Result<ElicitResult, ErrorData>>;
 }
 
+/// What the policies decided about a call, as its audit record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditVerdict {
+    /// Allowed outright.
+    Allow,
+    /// Denied: the caller was told the tool, resource or prompt does not exist.
+    Deny,
+    /// Held (`ask`) and approved.
+    Approved,
+    /// Held and rejected.
+    Rejected,
+    /// Held until the approval timed out (or the caller went away).
+    Expired,
+}
+
+impl AuditVerdict {
+    /// The name in audit records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// How an audited call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOutcome {
+    /// The provider answered.
+    Success,
+    /// The tool answered with `isError: true`.
+    ToolError,
+    /// The call failed (the provider, the transport, or Hangar).
+    Error,
+    /// A policy denied it.
+    Denied,
+    /// An approver rejected it.
+    Rejected,
+    /// No approval came in time.
+    Expired,
+    /// The caller went away while it was held.
+    Cancelled,
+}
+
+impl AuditOutcome {
+    /// The name in audit records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::ToolError => "tool_error",
+            Self::Error => "error",
+            Self::Denied => "denied",
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// The audit record of one `tools/call`, `resources/read` or `prompts/get`
 /// (never argument values).
 #[derive(Debug, Clone, Copy)]
@@ -81,10 +143,10 @@ pub struct CallAudit<'a> {
     pub kind: PolicyKind,
     /// The provider's own tool name (the resource URI, the prompt name).
     pub tool: &'a str,
-    /// `allow`, `deny`, `approved`, `rejected` or `expired`.
-    pub verdict: &'static str,
-    /// `success`, `tool_error`, `error`, `denied`, `rejected`, `expired` or `cancelled`.
-    pub outcome: &'static str,
+    /// What the policies decided.
+    pub verdict: AuditVerdict,
+    /// How it ended.
+    pub outcome: AuditOutcome,
     /// From the request to the answer, waiting for approval included.
     pub duration: Duration,
     /// [`arguments_digest`] of the arguments.

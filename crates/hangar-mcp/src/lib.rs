@@ -24,7 +24,10 @@ pub mod upstream;
 
 pub use catalog::{Catalog, PromptRef, ResourceCollision};
 pub use error::UpstreamError;
-pub use gate::{Approval, CallAudit, ElicitationAsk, HeldCall, Questioner, arguments_digest};
+pub use gate::{
+    Approval, AuditOutcome, AuditVerdict, CallAudit, ElicitationAsk, HeldCall, Questioner,
+    arguments_digest,
+};
 pub use rmcp;
 pub use server::{
     AggregatingServer, Backend, BackendError, CallReport, CallerCanCall, CallerId, CallerRoles,

@@ -28,7 +28,7 @@ use tracing::Instrument;
 
 use crate::catalog::Catalog;
 use crate::error::UpstreamError;
-use crate::gate::{Approval, CallAudit, HeldCall, Questioner};
+use crate::gate::{Approval, AuditOutcome, AuditVerdict, CallAudit, HeldCall, Questioner};
 use crate::trace::TraceContext;
 use crate::upstream::{DownstreamCall, Upstream};
 
@@ -271,12 +271,12 @@ impl<B: Backend> AggregatingServer<B> {
             name: name.to_owned(),
             digest: self.backend.arguments_digest(arguments),
             started: Instant::now(),
-            verdict: "allow",
+            verdict: AuditVerdict::Allow,
             downstream: self.downstream(context),
         };
         match effect {
             Effect::Deny => {
-                admitted.record("deny", "denied");
+                admitted.record(AuditVerdict::Deny, AuditOutcome::Denied);
                 Ok(None)
             }
             Effect::Allow => Ok(Some(admitted)),
@@ -296,11 +296,11 @@ impl<B: Backend> AggregatingServer<B> {
                 };
                 match tool_call::wait_for_approval(wait, &admitted.downstream).await {
                     Some(Approval::Approved) => Ok(Some(Admitted {
-                        verdict: "approved",
+                        verdict: AuditVerdict::Approved,
                         ..admitted
                     })),
                     Some(Approval::Rejected { message }) => {
-                        admitted.record("rejected", "rejected");
+                        admitted.record(AuditVerdict::Rejected, AuditOutcome::Rejected);
                         let why = message.map(|m| format!(": {m}")).unwrap_or_default();
                         Err(ErrorData::invalid_request(
                             format!("{what} rejected by a reviewer{why}"),
@@ -308,7 +308,7 @@ impl<B: Backend> AggregatingServer<B> {
                         ))
                     }
                     Some(Approval::Expired { after }) => {
-                        admitted.record("expired", "expired");
+                        admitted.record(AuditVerdict::Expired, AuditOutcome::Expired);
                         Err(ErrorData::invalid_request(
                             format!(
                                 "{what} not approved within {} s: the permission request expired",
@@ -318,7 +318,7 @@ impl<B: Backend> AggregatingServer<B> {
                         ))
                     }
                     None => {
-                        admitted.record("expired", "cancelled");
+                        admitted.record(AuditVerdict::Expired, AuditOutcome::Cancelled);
                         Err(ErrorData::internal_error(
                             format!("the {what} was cancelled while waiting for approval"),
                             None,
@@ -367,12 +367,12 @@ struct Admitted<'a, B: Backend> {
     name: String,
     digest: String,
     started: Instant,
-    verdict: &'static str,
+    verdict: AuditVerdict,
     downstream: DownstreamCall,
 }
 
 impl<B: Backend> Admitted<'_, B> {
-    fn record(&self, verdict: &'static str, outcome: &'static str) {
+    fn record(&self, verdict: AuditVerdict, outcome: AuditOutcome) {
         self.backend.audit(CallAudit {
             principal: self.principal.as_deref(),
             provider: &self.provider,
@@ -385,8 +385,8 @@ impl<B: Backend> Admitted<'_, B> {
         });
     }
 
-    /// Records the outcome (`success` or `error`).
-    fn finish(&self, outcome: &'static str) {
+    /// Records the outcome.
+    fn finish(&self, outcome: AuditOutcome) {
         self.record(self.verdict, outcome);
     }
 
@@ -400,7 +400,7 @@ impl<B: Backend> Admitted<'_, B> {
             let lease = match self.backend.acquire(&self.provider, &tried).await {
                 Ok(lease) => lease,
                 Err(e) => {
-                    self.finish("error");
+                    self.finish(AuditOutcome::Error);
                     return Err(e.to_error_data());
                 }
             };
@@ -420,7 +420,11 @@ impl<B: Backend> Admitted<'_, B> {
                 tried.push(lease.target.clone());
                 continue;
             }
-            self.finish(if result.is_ok() { "success" } else { "error" });
+            self.finish(if result.is_ok() {
+                AuditOutcome::Success
+            } else {
+                AuditOutcome::Error
+            });
             return result.map_err(|e| e.to_error_data());
         }
     }
@@ -536,7 +540,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         );
         let started = Instant::now();
         let digest = self.backend.arguments_digest(request.arguments.as_ref());
-        let audit = |verdict: &'static str, outcome: &'static str| {
+        let audit = |verdict: AuditVerdict, outcome: AuditOutcome| {
             self.backend.audit(CallAudit {
                 principal: caller.id.as_deref(),
                 provider: &route.provider,
@@ -550,7 +554,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         };
         if verdict == Effect::Deny {
             // Exactly what an unknown tool gets: a denied tool does not exist.
-            audit("deny", "denied");
+            audit(AuditVerdict::Deny, AuditOutcome::Denied);
             return Err(unknown_tool(&request.name));
         }
         // Debug level: an enabled span formats its fields, and nothing is
@@ -583,17 +587,17 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
                 };
                 let wait = self.backend.request_approval(held);
                 match tool_call::wait_for_approval(wait, &downstream).await {
-                    Some(Approval::Approved) => "approved",
+                    Some(Approval::Approved) => AuditVerdict::Approved,
                     Some(Approval::Rejected { message }) => {
-                        audit("rejected", "rejected");
+                        audit(AuditVerdict::Rejected, AuditOutcome::Rejected);
                         return Ok(tool_call::rejected(message.as_deref()));
                     }
                     Some(Approval::Expired { after }) => {
-                        audit("expired", "expired");
+                        audit(AuditVerdict::Expired, AuditOutcome::Expired);
                         return Ok(tool_call::expired(after));
                     }
                     None => {
-                        audit("expired", "cancelled");
+                        audit(AuditVerdict::Expired, AuditOutcome::Cancelled);
                         return Err(ErrorData::internal_error(
                             "the call was cancelled while waiting for approval",
                             None,
@@ -601,7 +605,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
                     }
                 }
             } else {
-                "allow"
+                AuditVerdict::Allow
             };
             let principal = caller.id.clone();
             let arguments_bytes = request
@@ -614,7 +618,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
                 let lease = match self.backend.acquire(&route.provider, &tried).await {
                     Ok(lease) => lease,
                     Err(e) => {
-                        audit(verdict, "error");
+                        audit(verdict, AuditOutcome::Error);
                         return Err(e.to_error_data());
                     }
                 };
@@ -640,12 +644,16 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
                     continue;
                 }
                 let outcome = match &result {
-                    Err(_) => "error",
-                    Ok(_) if tool_error => "tool_error",
-                    Ok(_) => "success",
+                    Err(_) => AuditOutcome::Error,
+                    Ok(_) if tool_error => AuditOutcome::ToolError,
+                    Ok(_) => AuditOutcome::Success,
                 };
                 audit(verdict, outcome);
-                tracing::debug!(outcome, verdict, "tool call finished");
+                tracing::debug!(
+                    outcome = outcome.as_str(),
+                    verdict = verdict.as_str(),
+                    "tool call finished"
+                );
                 return result.map_err(|e| e.to_error_data());
             }
         }

@@ -741,10 +741,11 @@ impl Backend for Engine {
     fn report(&self, report: CallReport<'_>) {
         self.shared.calls_total.fetch_add(1, Ordering::Relaxed);
         let outcome = match (report.error, report.tool_error) {
-            (Some(_), _) => "error",
-            (None, true) => "tool_error",
-            (None, false) => "success",
-        };
+            (Some(_), _) => hangar_mcp::AuditOutcome::Error,
+            (None, true) => hangar_mcp::AuditOutcome::ToolError,
+            (None, false) => hangar_mcp::AuditOutcome::Success,
+        }
+        .as_str();
         // Tool calls are counted per tool and kept in the invocation
         // history; reads and prompt gets (whose URIs are unbounded) only
         // reach the health and breaker accounting below.

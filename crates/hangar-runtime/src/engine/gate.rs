@@ -67,14 +67,14 @@ impl Gate {
         let mut record = serde_json::json!({
             "principal": a.principal,
             "provider": a.provider,
-            "verdict": a.verdict,
-            "outcome": a.outcome,
+            "verdict": a.verdict.as_str(),
+            "outcome": a.outcome.as_str(),
             "duration_ms": a.duration.as_secs_f64() * 1000.0,
             "arguments_digest": a.arguments_digest,
         });
         record[name_field] = serde_json::Value::String(a.tool.to_owned());
         events.emit(AUDIT_STREAM.to_owned(), event_type, record);
-        if a.verdict == "deny" {
+        if a.verdict == hangar_mcp::AuditVerdict::Deny {
             let mut event = serde_json::json!({
                 "kind": denied,
                 "principal": a.principal,
