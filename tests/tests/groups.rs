@@ -56,6 +56,23 @@ async fn who(client: &Client, group: &str) -> Result<String, String> {
         .collect())
 }
 
+/// Kills provider `id`'s process with SIGKILL and waits until it is gone.
+async fn kill_9(server: &Server, id: &str) {
+    let (_, p) = server.get_json(&format!("/providers/{id}")).await;
+    let pid = i32::try_from(p["pid"].as_i64().unwrap()).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    for _ in 0..200 {
+        if !process_alive(pid) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn counts(client: &Client, group: &str, calls: usize) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for _ in 0..calls {
@@ -153,19 +170,7 @@ async fn killing_a_member_fails_no_call() {
     let mut served = BTreeMap::<String, usize>::new();
     for i in 0..60 {
         if i == 20 {
-            let (_, a) = server.get_json("/providers/a").await;
-            let pid = i32::try_from(a["pid"].as_i64().unwrap()).unwrap();
-            nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            )
-            .unwrap();
-            for _ in 0..200 {
-                if !process_alive(pid) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            kill_9(&server, "a").await;
         }
         match who(&client, "pool").await {
             Ok(m) => *served.entry(m).or_default() += 1,
@@ -591,19 +596,7 @@ async fn resource_reads_and_prompt_gets_fail_over_like_calls() {
     let mut failures = Vec::new();
     for i in 0..40 {
         if i == 10 {
-            let (_, a) = server.get_json("/providers/a").await;
-            let pid = i32::try_from(a["pid"].as_i64().unwrap()).unwrap();
-            nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            )
-            .unwrap();
-            for _ in 0..200 {
-                if !process_alive(pid) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            kill_9(&server, "a").await;
         }
         let read = client
             .read_resource(ReadResourceRequestParams::new("test://static-text"))

@@ -712,6 +712,15 @@ async fn a_config_reload_is_an_event() {
     );
 }
 
+/// What `fx__trace_context` saw in its request's `_meta` when called with
+/// `meta` (an object of extra `_meta` entries).
+async fn trace_seen(server: &Server, meta: Value) -> Value {
+    let r = server
+        .call_tool_meta(ADMIN_KEY, "fx__trace_context", json!({}), meta)
+        .await;
+    serde_json::from_str(&result_text(&r["result"])).unwrap_or_else(|_| panic!("{r}"))
+}
+
 /// The spans of every OTLP/HTTP JSON export posted so far, flattened, until
 /// one matches `want`.
 async fn exported_span(
@@ -758,24 +767,11 @@ async fn tool_calls_join_the_clients_trace_and_are_exported_over_otlp() {
     // Without an exporter the client's context reaches the provider as it
     // was; baggage does not; a malformed traceparent is dropped.
     let plain = Server::start(&fixture_config("fx", "")).await;
-    let r = plain
-        .call_tool_meta(ADMIN_KEY, "fx__trace_context", json!({}), meta.clone())
-        .await;
-    let seen: Value =
-        serde_json::from_str(&result_text(&r["result"])).unwrap_or_else(|_| panic!("{r}"));
+    let seen = trace_seen(&plain, meta.clone()).await;
     assert_eq!(seen["traceparent"], traceparent.as_str(), "{seen}");
     assert_eq!(seen["tracestate"], "congo=t61rcWkgMzE");
     assert_eq!(seen["baggage"], Value::Null);
-    let r = plain
-        .call_tool_meta(
-            ADMIN_KEY,
-            "fx__trace_context",
-            json!({}),
-            json!({"traceparent": "00-zz-not-a-trace"}),
-        )
-        .await;
-    let seen: Value =
-        serde_json::from_str(&result_text(&r["result"])).unwrap_or_else(|_| panic!("{r}"));
+    let seen = trace_seen(&plain, json!({"traceparent": "00-zz-not-a-trace"})).await;
     assert_eq!(seen["traceparent"], Value::Null, "{seen}");
     drop(plain);
 
@@ -792,11 +788,7 @@ async fn tool_calls_join_the_clients_trace_and_are_exported_over_otlp() {
         ],
     )
     .await;
-    let r = server
-        .call_tool_meta(ADMIN_KEY, "fx__trace_context", json!({}), meta)
-        .await;
-    let seen: Value =
-        serde_json::from_str(&result_text(&r["result"])).unwrap_or_else(|_| panic!("{r}"));
+    let seen = trace_seen(&server, meta).await;
     let got = seen["traceparent"]
         .as_str()
         .expect("a traceparent")
@@ -833,11 +825,7 @@ async fn tool_calls_join_the_clients_trace_and_are_exported_over_otlp() {
 
     // A call without a client context starts a trace of Hangar's own, and
     // the provider still gets Hangar's span as its parent.
-    let r = server
-        .call_tool_as(ADMIN_KEY, "fx__trace_context", json!({}))
-        .await;
-    let seen: Value =
-        serde_json::from_str(&result_text(&r["result"])).unwrap_or_else(|_| panic!("{r}"));
+    let seen = trace_seen(&server, json!({})).await;
     let got = seen["traceparent"]
         .as_str()
         .expect("a traceparent")

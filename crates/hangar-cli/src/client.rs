@@ -144,11 +144,13 @@ impl Client {
 
     /// `GET /<segments>` (outside `/api`) as text, e.g. `/metrics`.
     pub async fn get_text(&self, segments: &[&str]) -> Result<String, CliError> {
-        let response = self
-            .authorized(Method::GET, self.endpoint(segments))
-            .send()
+        self.text_of(self.authorized(Method::GET, self.endpoint(segments)))
             .await
-            .map_err(|e| self.transport_error(&e))?;
+    }
+
+    /// Sends `request`; its body as text, or the server's error.
+    async fn text_of(&self, request: RequestBuilder) -> Result<String, CliError> {
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
         let text = response
             .text()
@@ -211,20 +213,15 @@ impl Client {
     }
 
     async fn send(&self, request: RequestBuilder) -> Result<Value, CliError> {
-        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
-        if !status.is_success() {
-            return Err(api_error(status, &text));
-        }
+        let text = self.text_of(request).await?;
         if text.trim().is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&text)
-            .map_err(|e| CliError::Protocol(format!("{status} with a body that is not JSON ({e})")))
+        serde_json::from_str(&text).map_err(|e| {
+            CliError::Protocol(format!(
+                "a success answer with a body that is not JSON ({e})"
+            ))
+        })
     }
 }
 
