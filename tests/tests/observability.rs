@@ -565,10 +565,28 @@ async fn streams_follow_permissions_and_end_when_the_key_is_revoked() {
         .send(Method::DELETE, &format!("/auth/keys/{key_id}"), None)
         .await;
     assert_eq!(status, 200, "{v}");
+    // A busy stream too: provider state changes (which a viewer sees) keep
+    // coming every few hundred ms, and the check still comes every few
+    // seconds.
+    let busy = {
+        let (url, key) = (server.url.clone(), ADMIN_KEY.to_owned());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for action in ["stop", "start"].iter().cycle() {
+                let _ = http
+                    .post(format!("{url}/api/providers/fx/{action}"))
+                    .bearer_auth(&key)
+                    .send()
+                    .await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
     let ended = tokio::time::timeout(WAIT, async {
         while sse.next(Duration::from_secs(30)).await.is_some() {}
     })
     .await;
+    busy.abort();
     assert!(ended.is_ok(), "the revoked key's stream kept going");
 }
 

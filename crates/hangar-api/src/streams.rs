@@ -71,9 +71,21 @@ struct Holder {
     ctx: ApiContext,
     principal: Principal,
     permission: Permission,
+    /// When the key and permission are checked next: a deadline kept across
+    /// items, so a busy stream is checked as often as an idle one.
+    due: tokio::time::Instant,
 }
 
 impl Holder {
+    fn new(ctx: ApiContext, principal: Principal, permission: Permission) -> Self {
+        Self {
+            ctx,
+            principal,
+            permission,
+            due: tokio::time::Instant::now() + RECHECK,
+        }
+    }
+
     fn still_allowed(&self) -> bool {
         self.ctx.keys.still_valid(&self.principal.key_id)
             && self
@@ -131,17 +143,18 @@ fn resume_point(headers: &http::HeaderMap, q: &EventsQuery) -> Result<Option<u64
 }
 
 /// Items of `rx` until it ends or the holder loses its key or permission.
-async fn next_item<T>(rx: &mut mpsc::Receiver<T>, holder: &Holder) -> Option<T> {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
+async fn next_item<T>(rx: &mut mpsc::Receiver<T>, holder: &mut Holder) -> Option<T> {
     loop {
+        if tokio::time::Instant::now() >= holder.due {
+            if !holder.still_allowed() {
+                return None;
+            }
+            holder.due = tokio::time::Instant::now() + RECHECK;
+        }
         tokio::select! {
             item = rx.recv() => return item,
             () = holder.ctx.shutdown.cancelled() => return None,
-            _ = tick.tick() => {
-                if !holder.still_allowed() {
-                    return None;
-                }
-            }
+            () = tokio::time::sleep_until(holder.due) => {}
         }
     }
 }
@@ -150,8 +163,8 @@ fn feed_stream(
     rx: mpsc::Receiver<FeedItem>,
     holder: Holder,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures::stream::unfold((rx, holder), |(mut rx, holder)| async move {
-        let item = next_item(&mut rx, &holder).await?;
+    futures::stream::unfold((rx, holder), |(mut rx, mut holder)| async move {
+        let item = next_item(&mut rx, &mut holder).await?;
         let event = match item {
             FeedItem::Event(e) => Event::default()
                 .id(e.position.to_string())
@@ -196,11 +209,7 @@ pub async fn events_sse(
     let after = resume_point(&headers, &q)?;
     tracing::info!(principal = %principal.id, ?after, "event stream opened (SSE)");
     let rx = ctx.engine.events().feed(filter, after, FEED_BUFFER);
-    let holder = Holder {
-        ctx,
-        principal,
-        permission: Permission::EVENTS_READ,
-    };
+    let holder = Holder::new(ctx, principal, Permission::EVENTS_READ);
     Ok(Sse::new(feed_stream(rx, holder)).keep_alive(KeepAlive::default()))
 }
 
@@ -218,7 +227,7 @@ async fn pump<T>(
     mut socket: WebSocket,
     first: Vec<String>,
     mut rx: mpsc::Receiver<T>,
-    holder: Holder,
+    mut holder: Holder,
     frame: fn(T) -> String,
 ) {
     for text in first {
@@ -228,7 +237,7 @@ async fn pump<T>(
     }
     loop {
         tokio::select! {
-            item = next_item(&mut rx, &holder) => match item {
+            item = next_item(&mut rx, &mut holder) => match item {
                 Some(item) => {
                     if socket.send(Message::Text(frame(item).into())).await.is_err() {
                         return;
@@ -274,11 +283,7 @@ async fn ws_feed(
     }
     tracing::info!(principal = %principal.id, ?after, "event stream opened (WebSocket)");
     let rx = ctx.engine.events().feed(filter, after, FEED_BUFFER);
-    let holder = Holder {
-        ctx,
-        principal,
-        permission: Permission::EVENTS_READ,
-    };
+    let holder = Holder::new(ctx, principal, Permission::EVENTS_READ);
     Ok(ws
         .on_upgrade(move |socket| pump(socket, Vec::new(), rx, holder, feed_frame))
         .into_response())
@@ -391,11 +396,7 @@ pub async fn ws_provider_logs(
         .map(|l| serde_json::to_string(l).unwrap_or_default())
         .collect();
     tracing::info!(principal = %principal.id, provider = %id, "log stream opened");
-    let holder = Holder {
-        ctx,
-        principal,
-        permission: Permission::PROVIDERS_READ,
-    };
+    let holder = Holder::new(ctx, principal, Permission::PROVIDERS_READ);
     // Lines go through a small channel so the key checks of `next_item` apply.
     let (tx, rx) = mpsc::channel::<String>(FEED_BUFFER);
     tokio::spawn(async move {
