@@ -422,6 +422,11 @@ impl Alerter {
     fn on_auth_failure(&mut self) {
         let now = Instant::now();
         self.auth_failures.push_back(now);
+        // Only "at least N within the window" matters: the N most recent
+        // failures say it, so a flood of bad keys keeps N entries, no more.
+        if self.auth_failures.len() > self.settings.auth_failure_count as usize {
+            self.auth_failures.pop_front();
+        }
         self.expire_auth_failures(now);
         let n = self.auth_failures.len();
         if n >= self.settings.auth_failure_count as usize {
