@@ -126,3 +126,33 @@ async fn import_adds_the_servers_of_a_client_config() {
     let out = server.cli(&["import", path]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+/// Long waits show a spinner on a terminal (here a pseudo-terminal made by
+/// `script`), and nothing at all when the output is piped or JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_waits_spin_on_a_terminal_and_stay_quiet_when_piped() {
+    let server = Server::start(&hangar_e2e::fixture_config("fx", "")).await;
+    // Piped: the result only.
+    let out = server.cli(&["call", "fx__sleep", "ms=600"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out).trim(), "slept 600 ms");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    let out = server.cli(&["--output", "json", "providers", "start", "fx"]);
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+
+    // On a terminal: the spinner says what it waits for, then clears.
+    let command = format!(
+        "{} --url {} --key {} call fx__sleep ms=1500",
+        hangar_e2e::bin("hangar").display(),
+        server.url,
+        hangar_e2e::ADMIN_KEY
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(seen.contains("calling fx__sleep"), "{seen:?}");
+    assert!(seen.contains("slept 1500 ms"), "{seen:?}");
+}

@@ -59,9 +59,12 @@ pub async fn run(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Call(call) => {
             let arguments = call.arguments()?;
             let client = connect(cli)?;
-            let result = McpClient::new(&client)
-                .call_tool(&call.tool, arguments)
-                .await?;
+            let result = output::waiting(
+                &format!("calling {}", call.tool),
+                table,
+                McpClient::new(&client).call_tool(&call.tool, arguments),
+            )
+            .await?;
             let text = output::content_text(&result);
             let is_error = result.get("isError").and_then(Value::as_bool) == Some(true);
             if !table {
@@ -131,12 +134,22 @@ async fn providers(cli: &Cli, command: &ProvidersCommand, table: bool) -> Result
             (response, format!("provider '{id}' removed\n"))
         }
         ProvidersCommand::Start { id } => {
-            let response = client.post(&["providers", id, "start"], None).await?;
+            let response = output::waiting(
+                &format!("starting {id}"),
+                table,
+                client.post(&["providers", id, "start"], None),
+            )
+            .await?;
             let human = render_kv(&response);
             (response, human)
         }
         ProvidersCommand::Refresh { id } => {
-            let response = client.post(&["providers", id, "refresh"], None).await?;
+            let response = output::waiting(
+                &format!("restarting {id}"),
+                table,
+                client.post(&["providers", id, "refresh"], None),
+            )
+            .await?;
             let human = render_kv(&response);
             (response, human)
         }

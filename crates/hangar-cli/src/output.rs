@@ -1,8 +1,27 @@
 //! Rendering: aligned tables and key/value listings for people, pretty JSON for scripts.
 
+use std::future::Future;
 use std::io::Write;
+use std::time::Duration;
 
 use serde_json::Value;
+
+/// Awaits `work` with a spinner and `message` on stderr while it runs, for
+/// waits that can take seconds (a provider starting, a tool call). Drawn only
+/// when stderr is a terminal and the output is for people: piped, or with
+/// `--output json`, nothing is written.
+pub async fn waiting<F: Future>(message: &str, for_people: bool, work: F) -> F::Output {
+    let bar = if for_people {
+        indicatif::ProgressBar::new_spinner()
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_message(message.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    let out = work.await;
+    bar.finish_and_clear();
+    out
+}
 
 /// Columns separated by two spaces, each as wide as its widest cell; no trailing spaces.
 pub fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
