@@ -155,4 +155,18 @@ async fn long_waits_spin_on_a_terminal_and_stay_quiet_when_piped() {
     let seen = String::from_utf8_lossy(&out.stdout);
     assert!(seen.contains("calling fx__sleep"), "{seen:?}");
     assert!(seen.contains("slept 1500 ms"), "{seen:?}");
+
+    // `approvals watch` runs until stopped: it spins while nothing is pending.
+    let command = format!(
+        "timeout 2 {} --url {} --key {} approvals watch",
+        hangar_e2e::bin("hangar").display(),
+        server.url,
+        hangar_e2e::ADMIN_KEY
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(seen.contains("waiting for permission requests"), "{seen:?}");
 }

@@ -123,6 +123,7 @@ pub(crate) async fn approvals(
         }
         ApprovalsCommand::Watch { interval } => {
             let mut seen: BTreeSet<String> = BTreeSet::new();
+            let bar = crate::output::spinner("waiting for permission requests", table);
             loop {
                 let r = client.get(&["permissions"], &[]).await?;
                 for p in items(&r, "permissions") {
@@ -130,19 +131,20 @@ pub(crate) async fn approvals(
                     if id.is_empty() || !seen.insert(id.to_owned()) {
                         continue;
                     }
-                    if table {
+                    let line = if table {
                         let field =
                             |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("-").to_owned();
-                        print(&format!(
+                        format!(
                             "{id}  {} wants {}/{} (expires {}); hangar approvals approve {id}\n",
                             field("principal"),
                             field("provider"),
                             field("tool"),
                             field("expires_at")
-                        ))?;
+                        )
                     } else {
-                        print(&format!("{p}\n"))?;
-                    }
+                        format!("{p}\n")
+                    };
+                    bar.suspend(|| print(&line))?;
                 }
                 tokio::time::sleep(Duration::from_secs_f64(*interval)).await;
             }

@@ -11,6 +11,16 @@ use serde_json::Value;
 /// when stderr is a terminal and the output is for people: piped, or with
 /// `--output json`, nothing is written.
 pub async fn waiting<F: Future>(message: &str, for_people: bool, work: F) -> F::Output {
+    let bar = spinner(message, for_people);
+    let out = work.await;
+    bar.finish_and_clear();
+    out
+}
+
+/// A spinner saying `message` on stderr until it is cleared (drawn only on
+/// a terminal, and only when `for_people`). Print through its `suspend` so
+/// lines do not mix with it.
+pub fn spinner(message: &str, for_people: bool) -> indicatif::ProgressBar {
     let bar = if for_people {
         indicatif::ProgressBar::new_spinner()
     } else {
@@ -18,9 +28,7 @@ pub async fn waiting<F: Future>(message: &str, for_people: bool, work: F) -> F::
     };
     bar.set_message(message.to_owned());
     bar.enable_steady_tick(Duration::from_millis(100));
-    let out = work.await;
-    bar.finish_and_clear();
-    out
+    bar
 }
 
 /// Columns separated by two spaces, each as wide as its widest cell; no trailing spaces.
