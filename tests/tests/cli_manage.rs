@@ -127,6 +127,21 @@ async fn import_adds_the_servers_of_a_client_config() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
+/// `hangar --url .. --key .. <args>` (after `wrapper`, e.g. `timeout 2`) on
+/// the pseudo-terminal `script` makes; what the terminal showed is stdout.
+fn on_terminal(server: &Server, wrapper: &str, args: &str) -> std::process::Output {
+    let command = format!(
+        "{wrapper} {} --url {} --key {} {args}",
+        bin("hangar").display(),
+        server.url,
+        hangar_e2e::ADMIN_KEY
+    );
+    std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap()
+}
+
 /// Long waits show a spinner on a terminal (here a pseudo-terminal made by
 /// `script`), and nothing at all when the output is piped or JSON.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,32 +156,14 @@ async fn long_waits_spin_on_a_terminal_and_stay_quiet_when_piped() {
     assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
 
     // On a terminal: the spinner says what it waits for, then clears.
-    let command = format!(
-        "{} --url {} --key {} call fx__sleep ms=1500",
-        hangar_e2e::bin("hangar").display(),
-        server.url,
-        hangar_e2e::ADMIN_KEY
-    );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .output()
-        .unwrap();
+    let out = on_terminal(&server, "", "call fx__sleep ms=1500");
     assert!(out.status.success(), "{out:?}");
     let seen = String::from_utf8_lossy(&out.stdout);
     assert!(seen.contains("calling fx__sleep"), "{seen:?}");
     assert!(seen.contains("slept 1500 ms"), "{seen:?}");
 
     // `approvals watch` runs until stopped: it spins while nothing is pending.
-    let command = format!(
-        "timeout 2 {} --url {} --key {} approvals watch",
-        hangar_e2e::bin("hangar").display(),
-        server.url,
-        hangar_e2e::ADMIN_KEY
-    );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .output()
-        .unwrap();
+    let out = on_terminal(&server, "timeout 2", "approvals watch");
     let seen = String::from_utf8_lossy(&out.stdout);
     assert!(seen.contains("waiting for permission requests"), "{seen:?}");
 }
