@@ -225,6 +225,25 @@ pub struct StoredEvent {
     pub payload: serde_json::Value,
 }
 
+impl StoredEvent {
+    /// An `events` row's columns as an event (a payload that is not JSON is
+    /// a corrupt row).
+    fn decode(
+        position: i64,
+        version: i64,
+        time: String,
+        payload: &str,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            position: u64::try_from(position).unwrap_or(0),
+            version: u64::try_from(version).unwrap_or(0),
+            time,
+            payload: serde_json::from_str(payload)
+                .map_err(|e| StoreError::Corrupt(format!("event {position}: {e}")))?,
+        })
+    }
+}
+
 /// A stream's state folded from its events up to `version`: how many
 /// events of each type it had and the latest payload of each type. Events up
 /// to `version` may be deleted by compaction; the snapshot keeps their sum.
@@ -662,14 +681,14 @@ impl Store {
             let mut out = Vec::new();
             for row in rows {
                 let (position, stream_id, version, event_type, payload, time) = row?;
+                let e = StoredEvent::decode(position, version, time, &payload)?;
                 out.push(crate::events::DomainEvent {
-                    position: u64::try_from(position).unwrap_or(0),
+                    position: e.position,
                     stream_id,
-                    version: u64::try_from(version).unwrap_or(0),
+                    version: e.version,
                     event_type: event_type.into(),
-                    payload: serde_json::from_str(&payload)
-                        .map_err(|e| StoreError::Corrupt(format!("event {position}: {e}")))?,
-                    time,
+                    payload: e.payload,
+                    time: e.time,
                 });
             }
             Ok(out)
@@ -706,13 +725,7 @@ impl Store {
             let mut out = Vec::new();
             for row in rows {
                 let (position, version, time, payload) = row?;
-                out.push(StoredEvent {
-                    position: u64::try_from(position).unwrap_or(0),
-                    version: u64::try_from(version).unwrap_or(0),
-                    time,
-                    payload: serde_json::from_str(&payload)
-                        .map_err(|e| StoreError::Corrupt(format!("event {position}: {e}")))?,
-                });
+                out.push(StoredEvent::decode(position, version, time, &payload)?);
             }
             let total: i64 = c.query_row(
                 "SELECT COUNT(*) FROM events WHERE stream_id = ?1 AND event_type = ?2",
@@ -1068,13 +1081,7 @@ impl Store {
                 let (position, version, time, payload, event_type) = row?;
                 out.push((
                     event_type,
-                    StoredEvent {
-                        position: u64::try_from(position).unwrap_or(0),
-                        version: u64::try_from(version).unwrap_or(0),
-                        time,
-                        payload: serde_json::from_str(&payload)
-                            .map_err(|e| StoreError::Corrupt(format!("event {position}: {e}")))?,
-                    },
+                    StoredEvent::decode(position, version, time, &payload)?,
                 ));
             }
             let total: i64 = c.query_row(
