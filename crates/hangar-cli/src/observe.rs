@@ -2,7 +2,6 @@
 //! `hangar providers logs -f` (the log WebSocket), `hangar status`,
 //! `hangar metrics`, `hangar alerts`.
 
-use std::io::Write;
 use std::time::Duration;
 
 use clap::Args;
@@ -83,10 +82,10 @@ pub fn event_line(event: &Value) -> String {
     .replace(['\n', '\r'], " ")
 }
 
+/// `text` and a newline on stdout, flushed at once (a follower shows each
+/// line as it comes).
 fn emit_line(text: &str) -> Result<(), CliError> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}")?;
-    out.flush()?;
+    crate::output::print(&format!("{text}\n"))?;
     Ok(())
 }
 
