@@ -101,6 +101,8 @@ pub struct AppState {
     pub secrets: hangar_runtime::secrets::Secrets,
     /// Scopes of providers and secrets.
     pub scopes: hangar_runtime::scopes::Scopes,
+    /// Limits on 2025-era MCP sessions.
+    pub session_limits: crate::mcp_front::SessionLimits,
 }
 
 async fn check_origin(State(origins): State<OriginPolicy>, req: Request, next: Next) -> Response {
@@ -224,125 +226,11 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// Which principal opened each MCP session (2025-era `Mcp-Session-Id`): a
-/// session is usable and deletable only by the principal that opened it;
-/// anyone else gets the same 404 as for an unknown session.
-#[derive(Clone)]
-pub struct SessionOwners {
-    owners: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
-    sessions: Arc<LocalSessionManager>,
-    metrics: Arc<hangar_runtime::Metrics>,
-    last_prune: Arc<std::sync::atomic::AtomicU64>,
-    origin: std::time::Instant,
-}
-
-/// How often owners of sessions that ended are forgotten.
-const PRUNE_OWNERS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-
-impl SessionOwners {
-    fn new(sessions: Arc<LocalSessionManager>, metrics: Arc<hangar_runtime::Metrics>) -> Self {
-        Self {
-            owners: Arc::default(),
-            sessions,
-            metrics,
-            last_prune: Arc::default(),
-            origin: std::time::Instant::now(),
-        }
-    }
-
-    fn owners(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
-        self.owners
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Drops the owners of sessions rmcp no longer has (expired, closed), at
-    /// most once a minute.
-    async fn prune(&self) {
-        use std::sync::atomic::Ordering;
-        let now = self.origin.elapsed().as_secs();
-        let last = self.last_prune.load(Ordering::Relaxed);
-        if now.saturating_sub(last) < PRUNE_OWNERS_EVERY.as_secs()
-            || self
-                .last_prune
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
-        }
-        let live: std::collections::HashSet<String> = self
-            .sessions
-            .sessions
-            .read()
-            .await
-            .keys()
-            .map(ToString::to_string)
-            .collect();
-        self.owners().retain(|id, _| live.contains(id));
-    }
-}
-
-const SESSION_HEADER: &str = "mcp-session-id";
-
-async fn bind_sessions(State(owners): State<SessionOwners>, req: Request, next: Next) -> Response {
-    let principal = req
-        .extensions()
-        .get::<crate::auth::Principal>()
-        .map(|p| p.id.clone())
-        .unwrap_or_default();
-    let session = req
-        .headers()
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let modern = req
-        .headers()
-        .get("mcp-protocol-version")
-        .is_some_and(|v| v.as_bytes() == hangar_runtime::metrics::ERAS[1].as_bytes());
-    owners
-        .metrics
-        .mcp_request(hangar_runtime::metrics::ERAS[usize::from(modern)]);
-    if let Some(id) = &session {
-        let foreign = owners.owners().get(id).is_some_and(|o| *o != principal);
-        if foreign {
-            // Exactly what an unknown session gets: someone else's session
-            // does not exist for this caller.
-            let body = serde_json::json!({
-                "jsonrpc": "2.0",
-                "id": null,
-                "error": { "code": -32600, "message": "Session not found" },
-            });
-            return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
-        }
-    }
-    let deleting = req.method() == http::Method::DELETE;
-    let resp = next.run(req).await;
-    match &session {
-        None => {
-            if let Some(id) = resp
-                .headers()
-                .get(SESSION_HEADER)
-                .and_then(|v| v.to_str().ok())
-            {
-                owners.owners().insert(id.to_owned(), principal);
-                owners.prune().await;
-            }
-        }
-        Some(id)
-            if resp.status() == StatusCode::NOT_FOUND
-                || (deleting && resp.status().is_success()) =>
-        {
-            owners.owners().remove(id);
-        }
-        Some(_) => {}
-    }
-    resp
-}
-
 /// The `/mcp` Streamable HTTP service (both protocol eras).
 pub fn mcp_service(
     state: &AppState,
     sessions: Arc<LocalSessionManager>,
+    table: Arc<hangar_mcp::SessionTable>,
 ) -> StreamableHttpService<AggregatingServer<Engine>, LocalSessionManager> {
     let backend = Arc::new(state.engine.clone());
     let mut config = StreamableHttpServerConfig::default()
@@ -356,7 +244,12 @@ pub fn mcp_service(
         config = config.disable_allowed_hosts();
     }
     StreamableHttpService::new(
-        move || Ok(AggregatingServer::new(backend.clone())),
+        move || {
+            Ok(AggregatingServer::with_sessions(
+                backend.clone(),
+                table.clone(),
+            ))
+        },
         sessions,
         config,
     )
@@ -424,22 +317,32 @@ pub fn router(state: AppState) -> Router {
     let document = crate::openapi::to_value(&crate::openapi::document(api_doc, open_doc));
     let permissions = RoutePermissions::from_document(&document);
     let doc = OpenApiJson(Bytes::from(document.to_string()));
-    let sessions = Arc::new(LocalSessionManager::default());
-    let counted = Arc::downgrade(&sessions);
+    // Idle sessions are ended by the front's sweeper (it sees the calls it
+    // serves itself, which rmcp's own idle timer would not).
+    let mut manager = LocalSessionManager::default();
+    manager.session_config.keep_alive = None;
+    let manager = Arc::new(manager);
+    let table = Arc::new(hangar_mcp::SessionTable::default());
+    let counted = Arc::downgrade(&table);
     state.engine.set_session_counter(Box::new(move || {
-        let live = counted
-            .upgrade()
-            .and_then(|s| s.sessions.try_read().ok().map(|m| m.len() as u64))
-            .unwrap_or(0);
+        let live = counted.upgrade().map_or(0, |t| t.len() as u64);
         // 2026-07-28 is sessionless.
         [live, 0]
     }));
+    let front = crate::mcp_front::McpFront {
+        backend: Arc::new(state.engine.clone()),
+        sessions: table.clone(),
+        manager: manager.clone(),
+        limits: state.session_limits,
+        max_body_bytes: state.max_body_bytes,
+    };
+    front.spawn_sweeper(state.shutdown.clone());
     let protected = Router::new()
-        .route_service("/mcp", mcp_service(&state, sessions.clone()))
+        .route_service("/mcp", mcp_service(&state, manager, table))
         .route_layer(middleware::from_fn(jsonrpc_errors))
         .route_layer(middleware::from_fn_with_state(
-            SessionOwners::new(sessions, state.engine.metrics().clone()),
-            bind_sessions,
+            front,
+            crate::mcp_front::front,
         ))
         .merge(scrape.with_state(state.engine.clone()))
         .nest(
@@ -506,14 +409,14 @@ fn cors(origins: &OriginPolicy) -> tower_http::cors::CorsLayer {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::ACCEPT,
-            HeaderName::from_static(SESSION_HEADER),
+            HeaderName::from_static(crate::mcp_front::SESSION_HEADER),
             HeaderName::from_static("mcp-protocol-version"),
             HeaderName::from_static("mcp-method"),
             HeaderName::from_static("mcp-name"),
             HeaderName::from_static("last-event-id"),
         ])
         .expose_headers([
-            HeaderName::from_static(SESSION_HEADER),
+            HeaderName::from_static(crate::mcp_front::SESSION_HEADER),
             HeaderName::from_static("ratelimit-limit"),
             HeaderName::from_static("ratelimit-remaining"),
             HeaderName::from_static("ratelimit-reset"),

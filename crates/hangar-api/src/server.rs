@@ -264,6 +264,7 @@ pub async fn build(opts: &ServerOptions) -> Result<(AppState, HangarConfig), Ser
         catalog: std::sync::Arc::new(catalog),
         secrets,
         scopes,
+        session_limits: crate::mcp_front::SessionLimits::from_settings(&config.server),
     };
     Ok((state, config))
 }

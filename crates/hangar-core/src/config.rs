@@ -259,6 +259,14 @@ pub struct ServerSettings {
     pub max_tokens_per_principal: usize,
     /// Connections served at once (at least 1); more wait in the listen queue.
     pub max_connections: usize,
+    /// Seconds a 2025-era MCP session may go unused before it ends (at least
+    /// 1); its client then gets 404 and initializes again.
+    pub session_idle_timeout_s: u64,
+    /// 2025-era MCP sessions open at once (at least 1); an `initialize` past
+    /// it is refused (2026-07-28 requests need no session).
+    pub max_sessions: usize,
+    /// 2025-era MCP sessions one principal may hold open (at least 1).
+    pub max_sessions_per_principal: usize,
     /// Seconds a connection may go without accepting a byte of a reply that is
     /// being written before it is closed (at least 1): a client that never
     /// reads cannot pin memory.
@@ -358,6 +366,12 @@ pub const DEFAULT_TOKEN_MAX_TTL_S: u64 = 30 * 86_400;
 pub const DEFAULT_MAX_TOKENS_PER_PRINCIPAL: usize = 20;
 /// Default of `server.max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default of `server.session_idle_timeout_s`: 30 minutes.
+pub const DEFAULT_SESSION_IDLE_TIMEOUT_S: u64 = 1800;
+/// Default of `server.max_sessions`.
+pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
+/// Default of `server.max_sessions_per_principal`.
+pub const DEFAULT_MAX_SESSIONS_PER_PRINCIPAL: usize = 1_000;
 /// Default of `server.write_timeout_s`.
 pub const DEFAULT_WRITE_TIMEOUT_S: u64 = 30;
 /// Default of `server.log_lines_per_s`.
@@ -392,6 +406,9 @@ impl Default for ServerSettings {
             token_max_ttl_s: DEFAULT_TOKEN_MAX_TTL_S,
             max_tokens_per_principal: DEFAULT_MAX_TOKENS_PER_PRINCIPAL,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            session_idle_timeout_s: DEFAULT_SESSION_IDLE_TIMEOUT_S,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            max_sessions_per_principal: DEFAULT_MAX_SESSIONS_PER_PRINCIPAL,
             write_timeout_s: DEFAULT_WRITE_TIMEOUT_S,
             log_lines_per_s: DEFAULT_LOG_LINES_PER_S,
             metrics_history_minutes: DEFAULT_METRICS_HISTORY_MINUTES,
@@ -453,6 +470,13 @@ impl ServerSettings {
                 1,
             ),
             ("max_connections", self.max_connections as u64, 1),
+            ("session_idle_timeout_s", self.session_idle_timeout_s, 1),
+            ("max_sessions", self.max_sessions as u64, 1),
+            (
+                "max_sessions_per_principal",
+                self.max_sessions_per_principal as u64,
+                1,
+            ),
             ("write_timeout_s", self.write_timeout_s, 1),
             ("log_lines_per_s", u64::from(self.log_lines_per_s), 1),
             (

@@ -6,6 +6,7 @@
 //!   resources and prompts, with routing.
 //! - [`server`]: [`AggregatingServer`], the MCP server handler clients talk
 //!   to, behind the small [`Backend`] trait the runtime implements.
+//! - [`sessions`]: the 2025-era sessions Hangar's own `/mcp` front serves.
 //! - [`remote`]: the Streamable HTTP client transport of remote providers
 //!   (their headers, never the caller's; link-local addresses refused).
 //!
@@ -19,6 +20,7 @@ pub mod error;
 pub mod gate;
 pub mod remote;
 pub mod server;
+pub mod sessions;
 pub mod trace;
 pub mod upstream;
 
@@ -31,6 +33,9 @@ pub use gate::{
 pub use rmcp;
 pub use server::{
     AggregatingServer, Backend, BackendError, CallReport, CallerCanCall, CallerId, CallerRoles,
-    Lease,
+    Incoming, Lease,
 };
-pub use upstream::{DownstreamCall, EventSink, ProviderListing, Upstream, UpstreamEvent};
+pub use sessions::{SessionEntry, SessionLink, SessionTable};
+pub use upstream::{
+    DownstreamCall, EventSink, ProgressSink, ProviderListing, Upstream, UpstreamEvent,
+};

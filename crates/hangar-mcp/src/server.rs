@@ -21,16 +21,18 @@ use rmcp::model::{
     ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
     SubscriptionFilter,
 };
-use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::model::{ClientCapabilities, ProgressToken};
+use rmcp::service::{NotificationContext, Peer, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::catalog::Catalog;
 use crate::error::UpstreamError;
 use crate::gate::{Approval, AuditOutcome, AuditVerdict, CallAudit, HeldCall, Questioner};
 use crate::trace::TraceContext;
-use crate::upstream::{DownstreamCall, Upstream};
+use crate::upstream::{DownstreamCall, ProgressSink, Upstream};
 
 /// A provider connection handed out for one request. Dropping it ends the
 /// request's use of the provider (the runtime counts in-flight calls with it).
@@ -126,14 +128,66 @@ pub struct CallerRoles(pub std::sync::Arc<[String]>);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallerCanCall(pub bool);
 
+/// One client request as the handler sees it, whichever front it came
+/// through: rmcp's (an in-process client, see [`Incoming::of`]) or Hangar's
+/// own Streamable HTTP front, which builds it from the HTTP request.
+#[derive(Clone, Debug)]
+pub struct Incoming {
+    /// The authenticated principal, when known.
+    pub caller: Option<String>,
+    /// Its role ids (see [`CallerRoles`]).
+    pub roles: Arc<[String]>,
+    /// Whether it holds `tools:call` (see [`CallerCanCall`]).
+    pub can_call: bool,
+    /// A stateless 2026-07-28 request (no server-to-client requests; results
+    /// carry `resultType`).
+    pub stateless: bool,
+    /// The client's capabilities (its `initialize`, or the request's `_meta`).
+    pub capabilities: Option<ClientCapabilities>,
+    /// The request's progress token, when it asked for progress.
+    pub progress_token: Option<ProgressToken>,
+    /// Cancelled when the client cancels the request.
+    pub ct: CancellationToken,
+    /// The client's trace context (`_meta`, else the HTTP headers).
+    pub trace: Option<TraceContext>,
+    /// The client's session, for a provider's server-to-client requests.
+    pub peer: Option<Peer<RoleServer>>,
+    /// Where progress goes.
+    pub progress: ProgressSink,
+}
+
+impl Incoming {
+    /// The request rmcp hands a [`ServerHandler`] method.
+    pub fn of(context: &RequestContext<RoleServer>) -> Self {
+        let parts = context.extensions.get::<http::request::Parts>();
+        let progress_token = context.meta.get_progress_token();
+        Self {
+            caller: parts
+                .and_then(|p| p.extensions.get::<CallerId>())
+                .map(|c| c.0.clone()),
+            roles: parts
+                .and_then(|p| p.extensions.get::<CallerRoles>())
+                .map_or_else(|| Arc::from(Vec::new()), |r| r.0.clone()),
+            can_call: parts
+                .and_then(|p| p.extensions.get::<CallerCanCall>())
+                .is_none_or(|c| c.0),
+            stateless: tool_call::is_stateless(context),
+            capabilities: context.client_capabilities(),
+            progress: match progress_token {
+                Some(_) => ProgressSink::Peer(context.peer.clone()),
+                None => ProgressSink::None,
+            },
+            progress_token,
+            ct: context.ct.clone(),
+            trace: incoming_trace(context),
+            peer: Some(context.peer.clone()),
+        }
+    }
+}
+
 /// Refuses the request unless the caller may call (see [`CallerCanCall`]).
-fn check_can_call(context: &RequestContext<RoleServer>, method: &str) -> Result<(), ErrorData> {
-    let denied = context
-        .extensions
-        .get::<http::request::Parts>()
-        .and_then(|p| p.extensions.get::<CallerCanCall>())
-        .is_some_and(|c| !c.0);
-    if denied {
+fn check_can_call(incoming: &Incoming, method: &str) -> Result<(), ErrorData> {
+    if !incoming.can_call {
         return Err(ErrorData::invalid_request(
             format!("permission denied: {method} needs the tools:call permission"),
             None,
@@ -220,6 +274,7 @@ static NEXT_CLIENT_KEY: AtomicU64 = AtomicU64::new(1);
 pub struct AggregatingServer<B: Backend> {
     backend: Arc<B>,
     client_key: u64,
+    sessions: Option<Arc<crate::sessions::SessionTable>>,
 }
 
 impl<B: Backend> Clone for AggregatingServer<B> {
@@ -227,6 +282,7 @@ impl<B: Backend> Clone for AggregatingServer<B> {
         Self {
             backend: self.backend.clone(),
             client_key: self.client_key,
+            sessions: self.sessions.clone(),
         }
     }
 }
@@ -237,6 +293,27 @@ impl<B: Backend> AggregatingServer<B> {
         Self {
             backend,
             client_key: NEXT_CLIENT_KEY.fetch_add(1, Ordering::Relaxed),
+            sessions: None,
+        }
+    }
+
+    /// A handler whose 2025-era sessions are recorded in `sessions` once
+    /// initialized (see [`crate::sessions`]), so Hangar's own front can serve
+    /// their calls.
+    pub fn with_sessions(backend: Arc<B>, sessions: Arc<crate::sessions::SessionTable>) -> Self {
+        Self {
+            sessions: Some(sessions),
+            ..Self::new(backend)
+        }
+    }
+
+    /// The handler of an initialized session (its number, see
+    /// [`crate::sessions::SessionLink`]).
+    pub fn for_session(backend: Arc<B>, client_key: u64) -> Self {
+        Self {
+            backend,
+            client_key,
+            sessions: None,
         }
     }
 
@@ -255,13 +332,13 @@ impl<B: Backend> AggregatingServer<B> {
     /// rejected or expired `ask` is an error for the client.
     async fn gate(
         &self,
-        context: &RequestContext<RoleServer>,
+        incoming: &Incoming,
         kind: PolicyKind,
         provider: &str,
         name: &str,
         arguments: Option<&JsonObject>,
     ) -> Result<Option<Admitted<'_, B>>, ErrorData> {
-        let caller = tool_call::Caller::of(context);
+        let caller = tool_call::Caller::of(incoming);
         let effect = caller.verdict(self.backend.as_ref(), kind, provider, name);
         let admitted = Admitted {
             backend: self.backend.as_ref(),
@@ -272,7 +349,7 @@ impl<B: Backend> AggregatingServer<B> {
             digest: self.backend.arguments_digest(arguments),
             started: Instant::now(),
             verdict: AuditVerdict::Allow,
-            downstream: self.downstream(context),
+            downstream: self.downstream(incoming),
         };
         match effect {
             Effect::Deny => {
@@ -329,18 +406,19 @@ impl<B: Backend> AggregatingServer<B> {
         }
     }
 
-    fn downstream(&self, context: &RequestContext<RoleServer>) -> DownstreamCall {
+    fn downstream(&self, incoming: &Incoming) -> DownstreamCall {
         DownstreamCall {
-            peer: context.peer.clone(),
-            progress_token: context.meta.get_progress_token(),
-            capabilities: context.client_capabilities(),
-            ct: context.ct.clone(),
+            peer: incoming.peer.clone(),
+            progress: incoming.progress.clone(),
+            progress_token: incoming.progress_token.clone(),
+            capabilities: incoming.capabilities.clone(),
+            ct: incoming.ct.clone(),
             client_key: self.client_key,
-            server_requests: !tool_call::is_stateless(context),
+            server_requests: !incoming.stateless,
             questioner: self.backend.questioner(),
             tool: None,
             principal: None,
-            trace: incoming_trace(context),
+            trace: incoming.trace.clone(),
         }
     }
 }
@@ -471,31 +549,12 @@ fn unknown_tool(name: &str) -> ErrorData {
     ErrorData::invalid_params(format!("Unknown tool: {name}"), None)
 }
 
-impl<B: Backend> ServerHandler for AggregatingServer<B> {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_tool_list_changed()
-                .enable_resources()
-                .enable_resources_list_changed()
-                .enable_prompts()
-                .enable_prompts_list_changed()
-                .build(),
-        )
-        .with_server_info(Implementation::new("hangar", env!("CARGO_PKG_VERSION")))
-        .with_instructions(
-            "Hangar: the tools of every configured MCP provider, named <provider>__<tool>.",
-        )
-    }
-
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
+impl<B: Backend> AggregatingServer<B> {
+    /// `tools/list` for `incoming`: every tool but those a policy denies to
+    /// the caller.
+    pub async fn list_tools_as(&self, incoming: &Incoming) -> ListToolsResult {
         let catalog = self.catalog_listed().await;
-        let caller = tool_call::Caller::of(&context);
+        let caller = tool_call::Caller::of(incoming);
         // Tools a policy denies to this caller are not shown at all.
         let tools = catalog
             .tools()
@@ -512,15 +571,18 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
             })
             .cloned()
             .collect();
-        Ok(ListToolsResult::with_all_items(tools))
+        ListToolsResult::with_all_items(tools)
     }
 
-    async fn call_tool(
+    /// `tools/call` for `incoming`: routing, `tools:call`, policies (a denied
+    /// tool is an unknown tool), approval, forwarding with group failover,
+    /// health accounting and audit.
+    pub async fn call_tool_as(
         &self,
         mut request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        incoming: Incoming,
     ) -> Result<CallToolResponse, ErrorData> {
-        check_can_call(&context, "tools/call")?;
+        check_can_call(&incoming, "tools/call")?;
         let mut catalog = self.backend.catalog();
         if catalog.resolve_tool(&request.name).is_none() && !catalog.unlisted().is_empty() {
             self.backend.ensure_listed().await;
@@ -531,7 +593,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
             .cloned()
             .ok_or_else(|| unknown_tool(&request.name))?;
         drop(catalog);
-        let caller = tool_call::Caller::of(&context);
+        let caller = tool_call::Caller::of(&incoming);
         let verdict = caller.verdict(
             self.backend.as_ref(),
             PolicyKind::Tool,
@@ -567,13 +629,13 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
             tool = %route.tool,
             principal = caller.id.as_deref().unwrap_or("-"),
             session = self.client_key,
-            era = if tool_call::is_stateless(&context) { "2026-07-28" } else { "2025" },
+            era = if incoming.stateless { "2026-07-28" } else { "2025" },
         );
         // Joined to the client's trace before the span is first entered.
-        let trace = crate::trace::propagate(&span, incoming_trace(&context));
+        let trace = crate::trace::propagate(&span, incoming.trace.clone());
         async {
             request.name = route.tool.clone().into();
-            let mut downstream = self.downstream(&context);
+            let mut downstream = self.downstream(&incoming);
             downstream.tool = Some(route.tool.clone());
             downstream.principal = caller.id.clone();
             downstream.trace = trace;
@@ -624,7 +686,12 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
                 };
                 let started = Instant::now();
                 let result =
-                    tool_call::call_with_input(&lease, request.clone(), &downstream, &context)
+                    tool_call::call_with_input(
+                        &lease,
+                        request.clone(),
+                        &downstream,
+                        incoming.stateless,
+                    )
                         .await;
                 let tool_error = matches!(&result, Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true));
                 self.backend.report(CallReport {
@@ -660,6 +727,41 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         .instrument(span)
         .await
     }
+}
+
+impl<B: Backend> ServerHandler for AggregatingServer<B> {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .enable_resources()
+                .enable_resources_list_changed()
+                .enable_prompts()
+                .enable_prompts_list_changed()
+                .build(),
+        )
+        .with_server_info(Implementation::new("hangar", env!("CARGO_PKG_VERSION")))
+        .with_instructions(
+            "Hangar: the tools of every configured MCP provider, named <provider>__<tool>.",
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(self.list_tools_as(&Incoming::of(&context)).await)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.call_tool_as(request, Incoming::of(&context)).await
+    }
 
     async fn list_resources(
         &self,
@@ -667,7 +769,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let catalog = self.catalog_listed().await;
-        let caller = tool_call::Caller::of(&context);
+        let caller = tool_call::Caller::of(&Incoming::of(&context));
         let resources = catalog
             .resources()
             .iter()
@@ -688,7 +790,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         let catalog = self.catalog_listed().await;
-        let caller = tool_call::Caller::of(&context);
+        let caller = tool_call::Caller::of(&Incoming::of(&context));
         let templates = catalog
             .resource_templates_by_provider()
             .filter(|(t, p)| {
@@ -709,7 +811,8 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        check_can_call(&context, "resources/read")?;
+        let incoming = Incoming::of(&context);
+        check_can_call(&incoming, "resources/read")?;
         let catalog = self.catalog_listed().await;
         let not_found =
             || ErrorData::resource_not_found(format!("Resource not found: {}", request.uri), None);
@@ -720,7 +823,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         drop(catalog);
         let uri = request.uri.clone();
         let gated = self
-            .gate(&context, PolicyKind::Resource, &provider, &uri, None)
+            .gate(&incoming, PolicyKind::Resource, &provider, &uri, None)
             .await?;
         let Some(admitted) = gated else {
             // A denied resource does not exist.
@@ -735,7 +838,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let catalog = self.catalog_listed().await;
-        let caller = tool_call::Caller::of(&context);
+        let caller = tool_call::Caller::of(&Incoming::of(&context));
         let prompts = catalog
             .prompts()
             .iter()
@@ -759,7 +862,8 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         mut request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        check_can_call(&context, "prompts/get")?;
+        let incoming = Incoming::of(&context);
+        check_can_call(&incoming, "prompts/get")?;
         let catalog = self.catalog_listed().await;
         let unknown =
             || ErrorData::invalid_params(format!("Unknown prompt: {}", request.name), None);
@@ -770,7 +874,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         drop(catalog);
         let gated = self
             .gate(
-                &context,
+                &incoming,
                 PolicyKind::Prompt,
                 &route.provider,
                 &route.prompt,
@@ -796,6 +900,20 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         // A 2025-era session: push list changes to it until it goes away.
         let mut changes = self.backend.changes();
+        let session = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok());
+        if let (Some(table), Some(id)) = (&self.sessions, session) {
+            table.link(
+                id,
+                crate::sessions::SessionLink {
+                    peer: context.peer.clone(),
+                    client_key: self.client_key,
+                },
+            );
+        }
         let peer = context.peer;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(30));

@@ -47,11 +47,39 @@ pub enum UpstreamEvent {
 /// Callback for [`UpstreamEvent`]s; must not block.
 pub type EventSink = Arc<dyn Fn(UpstreamEvent) + Send + Sync>;
 
+/// Where a forwarded request's progress notifications go.
+#[derive(Clone, Debug)]
+pub enum ProgressSink {
+    /// Nowhere (the client asked for no progress).
+    None,
+    /// The client's rmcp session (an in-process client).
+    Peer(Peer<RoleServer>),
+    /// The HTTP response of the request, which switches to SSE on the first
+    /// notification (Hangar's own `/mcp` front). Bounded: a client that does
+    /// not read holds the call back instead of growing a buffer.
+    Channel(mpsc::Sender<ProgressNotificationParam>),
+}
+
+impl ProgressSink {
+    /// Sends one notification; false when the client is gone.
+    pub async fn send(&self, p: ProgressNotificationParam) -> bool {
+        match self {
+            Self::None => true,
+            Self::Peer(peer) => peer.notify_progress(p).await.is_ok(),
+            Self::Channel(tx) => tx.send(p).await.is_ok(),
+        }
+    }
+}
+
 /// The downstream request an upstream request is made for.
 #[derive(Clone)]
 pub struct DownstreamCall {
-    /// The client that made the request.
-    pub peer: Peer<RoleServer>,
+    /// The client's session, which a provider's server-to-client requests
+    /// (sampling, elicitation, roots) are sent to; `None` when the client
+    /// takes none (2026-07-28).
+    pub peer: Option<Peer<RoleServer>>,
+    /// Where progress for this request goes.
+    pub progress: ProgressSink,
     /// The client's progress token, when it asked for progress.
     pub progress_token: Option<ProgressToken>,
     /// The client's capabilities (from `initialize` or the request's `_meta`).
@@ -84,7 +112,7 @@ fn request_options(downstream: &DownstreamCall) -> PeerRequestOptions {
 
 struct InflightCall {
     client_key: u64,
-    peer: Peer<RoleServer>,
+    peer: Option<Peer<RoleServer>>,
     capabilities: Option<ClientCapabilities>,
     server_requests: bool,
     questioner: Option<Arc<dyn Questioner>>,
@@ -182,14 +210,16 @@ impl UpstreamHandler {
                 None,
             ));
         };
-        if !call.server_requests || !call.capabilities.as_ref().is_some_and(need) {
-            return Err(ErrorData::new(
+        match &call.peer {
+            Some(peer) if call.server_requests && call.capabilities.as_ref().is_some_and(need) => {
+                Ok(peer.clone())
+            }
+            _ => Err(ErrorData::new(
                 rmcp::model::ErrorCode::METHOD_NOT_FOUND,
                 "the calling client does not support this request",
                 None,
-            ));
+            )),
         }
-        Ok(call.peer.clone())
     }
 }
 
@@ -312,6 +342,29 @@ fn service_error_to_error_data(e: ServiceError) -> ErrorData {
     match e {
         ServiceError::McpError(e) => e,
         other => ErrorData::internal_error(other.to_string(), None),
+    }
+}
+
+/// Sends `notifications/cancelled` for a request whose forwarding future was
+/// dropped before the provider answered (disarmed by taking `peer`).
+struct CancelOnDrop {
+    peer: Option<Peer<RoleClient>>,
+    id: RequestId,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(peer) = self.peer.take() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let n = CancelledNotificationParam::new(
+            Some(self.id.clone()),
+            Some("the client went away".to_owned()),
+        );
+        runtime.spawn(async move {
+            let _ = peer.notify_cancelled(n).await;
+        });
     }
 }
 
@@ -576,6 +629,12 @@ impl Upstream {
             })?;
         let upstream_token = handle.progress_token.clone();
         let request_id = handle.id.clone();
+        // If this future is dropped before the answer (the client closed the
+        // response stream), the provider is told to stop.
+        let mut unanswered = CancelOnDrop {
+            peer: Some(self.peer.clone()),
+            id: request_id.clone(),
+        };
         let mut progress = downstream
             .progress_token
             .as_ref()
@@ -612,6 +671,7 @@ impl Upstream {
             }
         };
 
+        unanswered.peer = None;
         // Progress sent before the result may still sit in the channel: drain
         // it so the client sees every update before the result.
         if let Some(mut p) = progress.take() {
@@ -630,8 +690,8 @@ impl Upstream {
     ) {
         if let Some(token) = &downstream.progress_token {
             p.progress_token = token.clone();
-            if let Err(e) = downstream.peer.notify_progress(p).await {
-                tracing::debug!(provider = %self.provider, error = %e, "could not forward progress");
+            if !downstream.progress.send(p).await {
+                tracing::debug!(provider = %self.provider, "could not forward progress: the client is gone");
             }
         }
     }

@@ -17,7 +17,7 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 
-use super::{Backend, CallerId, CallerRoles, Lease};
+use super::{Backend, Incoming, Lease};
 use crate::error::UpstreamError;
 use crate::gate::{Approval, ElicitationAsk};
 use crate::upstream::DownstreamCall;
@@ -42,15 +42,10 @@ pub(super) struct Caller {
 }
 
 impl Caller {
-    pub(super) fn of(context: &RequestContext<RoleServer>) -> Self {
-        let parts = context.extensions.get::<http::request::Parts>();
+    pub(super) fn of(incoming: &Incoming) -> Self {
         Self {
-            id: parts
-                .and_then(|p| p.extensions.get::<CallerId>())
-                .map(|c| c.0.clone()),
-            roles: parts
-                .and_then(|p| p.extensions.get::<CallerRoles>())
-                .map_or_else(|| Arc::from(Vec::new()), |r| r.0.clone()),
+            id: incoming.caller.clone(),
+            roles: incoming.roles.clone(),
         }
     }
 
@@ -83,8 +78,8 @@ pub(super) async fn wait_for_approval(
                     ticks = ticks.saturating_add(1);
                     let p = ProgressNotificationParam::new(token.clone(), f64::from(ticks))
                         .with_message("waiting for approval");
-                    if let Err(e) = downstream.peer.notify_progress(p).await {
-                        tracing::debug!(error = %e, "could not send approval progress");
+                    if !downstream.progress.send(p).await {
+                        tracing::debug!("could not send approval progress: the client is gone");
                     }
                 }
             }
@@ -132,9 +127,8 @@ pub(super) async fn call_with_input(
     lease: &Lease,
     mut request: CallToolRequestParams,
     downstream: &DownstreamCall,
-    context: &RequestContext<RoleServer>,
+    stateless: bool,
 ) -> Result<CallToolResponse, UpstreamError> {
-    let stateless = is_stateless(context);
     for _ in 0..DEFAULT_MRTR_MAX_ROUNDS {
         let response = lease
             .upstream
@@ -174,10 +168,11 @@ async fn fulfil(
     let to_json = |v: Result<serde_json::Value, serde_json::Error>| v.map_err(|e| e.to_string());
     match request {
         InputRequest::Elicitation(r) => {
-            let result = if !stateless && caps.is_some_and(|c| c.elicitation.is_some()) {
-                downstream
-                    .peer
-                    .create_elicitation(r.params)
+            let peer = downstream.peer.as_ref().filter(|_| !stateless);
+            let result = if let Some(peer) =
+                peer.filter(|_| caps.is_some_and(|c| c.elicitation.is_some()))
+            {
+                peer.create_elicitation(r.params)
                     .await
                     .map_err(|e| format!("the client could not answer the elicitation: {e}"))?
             } else if let Some(q) = &downstream.questioner {
@@ -195,18 +190,28 @@ async fn fulfil(
             to_json(serde_json::to_value(result))
         }
         InputRequest::CreateMessage(r)
-            if !stateless && caps.is_some_and(|c| c.sampling.is_some()) =>
+            if !stateless
+                && caps.is_some_and(|c| c.sampling.is_some())
+                && downstream.peer.is_some() =>
         {
-            let result = downstream
-                .peer
+            let Some(peer) = &downstream.peer else {
+                return Err("the calling client takes no requests".into());
+            };
+            let result = peer
                 .create_message(r.params)
                 .await
                 .map_err(|e| format!("the client could not answer the sampling request: {e}"))?;
             to_json(serde_json::to_value(result))
         }
-        InputRequest::ListRoots(_) if !stateless && caps.is_some_and(|c| c.roots.is_some()) => {
-            let result = downstream
-                .peer
+        InputRequest::ListRoots(_)
+            if !stateless
+                && caps.is_some_and(|c| c.roots.is_some())
+                && downstream.peer.is_some() =>
+        {
+            let Some(peer) = &downstream.peer else {
+                return Err("the calling client takes no requests".into());
+            };
+            let result = peer
                 .list_roots()
                 .await
                 .map_err(|e| format!("the client could not list its roots: {e}"))?;

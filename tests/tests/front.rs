@@ -1,0 +1,381 @@
+//! Hangar's own `/mcp` front, over raw HTTP against the real server: plain
+//! JSON replies in both eras, the switch to SSE when progress comes first,
+//! cancellation (by notification and by closing the reply), and the 2025
+//! session table (DELETE, idle expiry, caps).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed expectation is a failed test"
+)]
+
+use std::time::Duration;
+
+use hangar_e2e::{ADMIN_KEY, Server, fixture_config};
+use serde_json::{Value, json};
+
+const MODERN: &str = "2026-07-28";
+
+fn modern_call(id: u64, tool: &str, arguments: Value, meta: Value) -> Value {
+    let mut m = json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    m.as_object_mut()
+        .unwrap()
+        .extend(meta.as_object().cloned().unwrap_or_default());
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": tool, "arguments": arguments, "_meta": m}})
+}
+
+fn post_modern(server: &Server, key: &str, body: &Value) -> reqwest::RequestBuilder {
+    let method = body["method"].as_str().unwrap().to_owned();
+    let mut req = reqwest::Client::new()
+        .post(server.at("/mcp"))
+        .bearer_auth(key)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", MODERN)
+        .header("Mcp-Method", method);
+    if let Some(name) = body["params"]["name"].as_str() {
+        req = req.header("Mcp-Name", name);
+    }
+    req.body(body.to_string())
+}
+
+/// A 2025-era session opened and initialized by `key`; returns its id.
+async fn open_session(server: &Server, key: &str) -> reqwest::Response {
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "front-e2e", "version": "0"},
+    }});
+    reqwest::Client::new()
+        .post(server.at("/mcp"))
+        .bearer_auth(key)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .body(init.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn session(server: &Server, key: &str) -> String {
+    let r = open_session(server, key).await;
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = r.text().await;
+    let r = post_session(
+        server,
+        key,
+        &id,
+        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    id
+}
+
+fn post_session(
+    server: &Server,
+    key: &str,
+    session: &str,
+    body: &Value,
+) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(server.at("/mcp"))
+        .bearer_auth(key)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2025-06-18")
+        .header("Mcp-Session-Id", session)
+        .body(body.to_string())
+}
+
+fn content_type(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// The JSON-RPC messages of an SSE body, in order.
+fn sse_messages(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str(d.trim()).ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn calls_and_lists_are_answered_as_plain_json_in_both_eras() {
+    let server = Server::start(&fixture_config("fx", "")).await;
+
+    // 2026-07-28: JSON, `resultType` and the caching hints on the list.
+    let body = modern_call(1, "fx__echo", json!({"text": "hi"}), json!({}));
+    let r = post_modern(&server, ADMIN_KEY, &body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(content_type(&r).starts_with("application/json"), "{r:?}");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["id"], 1);
+    assert_eq!(v["result"]["resultType"], "complete");
+    assert_eq!(v["result"]["content"][0]["text"], "hi");
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }}});
+    let r = post_modern(&server, ADMIN_KEY, &list).send().await.unwrap();
+    assert!(content_type(&r).starts_with("application/json"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["result"]["resultType"], "complete");
+    assert!(v["result"]["cacheScope"].is_string(), "{v}");
+    assert!(
+        v["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "fx__echo")
+    );
+
+    // An unknown tool: the JSON-RPC error, in-band.
+    let body = modern_call(3, "fx__nope", json!({}), json!({}));
+    let v: Value = post_modern(&server, ADMIN_KEY, &body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+
+    // 2025 session: JSON too, without the 2026-07-28 fields.
+    let id = session(&server, ADMIN_KEY).await;
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                      "params": {"name": "fx__echo", "arguments": {"text": "old"}}});
+    let r = post_session(&server, ADMIN_KEY, &id, &call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(content_type(&r).starts_with("application/json"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["id"], 7);
+    assert_eq!(v["result"]["content"][0]["text"], "old");
+    assert!(v["result"].get("resultType").is_none(), "{v}");
+    let list = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/list"});
+    let v: Value = post_session(&server, ADMIN_KEY, &id, &list)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(v["result"].get("cacheScope").is_none(), "{v}");
+    assert!(!v["result"]["tools"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn progress_turns_the_reply_into_an_event_stream_with_the_result_last() {
+    let server = Server::start(&fixture_config("fx", "")).await;
+    let meta = json!({"progressToken": "tok-1"});
+    let body = modern_call(1, "fx__test_tool_with_progress", json!({}), meta);
+    let r = post_modern(&server, ADMIN_KEY, &body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(content_type(&r).starts_with("text/event-stream"), "{r:?}");
+    let messages = sse_messages(&r.text().await.unwrap());
+    let progress: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert_eq!(progress.len(), 3, "{messages:?}");
+    assert!(
+        progress
+            .iter()
+            .all(|p| p["params"]["progressToken"] == "tok-1")
+    );
+    let last = messages.last().unwrap();
+    assert_eq!(last["id"], 1, "the result comes after every notification");
+    assert_eq!(last["result"]["resultType"], "complete");
+
+    // Same in a 2025 session, where the client's token is a number.
+    let id = session(&server, ADMIN_KEY).await;
+    let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+        "name": "fx__test_tool_with_progress", "arguments": {}, "_meta": {"progressToken": 42}}});
+    let r = post_session(&server, ADMIN_KEY, &id, &call)
+        .send()
+        .await
+        .unwrap();
+    assert!(content_type(&r).starts_with("text/event-stream"));
+    let messages = sse_messages(&r.text().await.unwrap());
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|m| m["params"]["progressToken"] == 42)
+            .count(),
+        3,
+        "{messages:?}"
+    );
+    assert_eq!(messages.last().unwrap()["id"], 5);
+}
+
+/// Polls the provider's log for `needle` (bounded).
+async fn wait_log(server: &Server, provider: &str, needle: &str) -> bool {
+    for _ in 0..100 {
+        let (_, logs) = server
+            .get_json(&format!("/providers/{provider}/logs?lines=200"))
+            .await;
+        if logs.to_string().contains(needle) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// The fixture under `fx`, logging at info level (rmcp there logs each
+/// `notifications/cancelled` it receives, with its reason).
+fn chatty_fixture() -> String {
+    format!(
+        "providers:\n  fx:\n    command: [\"{}\"]\n    env:\n      RUST_LOG: info\n",
+        hangar_e2e::bin("hangar-fixture").display()
+    )
+}
+
+#[tokio::test]
+async fn a_session_cancels_a_call_by_notification() {
+    let server = Server::start(&chatty_fixture()).await;
+    let id = session(&server, ADMIN_KEY).await;
+    let call = json!({"jsonrpc": "2.0", "id": "slow-1", "method": "tools/call",
+                      "params": {"name": "fx__sleep", "arguments": {"ms": 60000}}});
+    let pending = tokio::spawn(post_session(&server, ADMIN_KEY, &id, &call).send());
+    // The client cancels (again until the call is seen in flight).
+    let mut cancelled = false;
+    for _ in 0..100 {
+        let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                            "params": {"requestId": "slow-1", "reason": "changed my mind"}});
+        let r = post_session(&server, ADMIN_KEY, &id, &cancel)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        if pending.is_finished() {
+            cancelled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(cancelled, "the call did not end on notifications/cancelled");
+    let r = pending.await.unwrap().unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["id"], "slow-1");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("cancel"),
+        "{v}"
+    );
+    assert!(
+        wait_log(&server, "fx", "cancelled by the client").await,
+        "the provider was not told"
+    );
+}
+
+#[tokio::test]
+async fn closing_the_reply_cancels_the_call_at_the_provider() {
+    let server = Server::start(&chatty_fixture()).await;
+    let body = modern_call(1, "fx__sleep", json!({"ms": 60000}), json!({}));
+    let request = post_modern(&server, ADMIN_KEY, &body).send();
+    // The client gives up on the reply (closes the connection).
+    let _ = tokio::time::timeout(Duration::from_millis(1500), request).await;
+    assert!(
+        wait_log(&server, "fx", "the client went away").await,
+        "the provider was not told the client went away"
+    );
+}
+
+#[tokio::test]
+async fn sessions_end_on_delete_with_200_and_on_idle_with_404() {
+    let server = Server::start(&fixture_config(
+        "fx",
+        "server:\n  session_idle_timeout_s: 1\n",
+    ))
+    .await;
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+
+    let id = session(&server, ADMIN_KEY).await;
+    let r = reqwest::Client::new()
+        .delete(server.at("/mcp"))
+        .bearer_auth(ADMIN_KEY)
+        .header("Mcp-Session-Id", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = post_session(&server, ADMIN_KEY, &id, &list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Unused for longer than the idle timeout: gone, 404, so the client
+    // initializes again.
+    let id = session(&server, ADMIN_KEY).await;
+    let mut expired = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let r = reqwest::Client::new()
+            .get(server.at("/metrics"))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
+        let text = r.text().await.unwrap();
+        if text.contains("hangar_mcp_sessions_active{era=\"2025\"} 0") {
+            expired = true;
+            break;
+        }
+    }
+    assert!(expired, "the idle session was not ended");
+    let r = post_session(&server, ADMIN_KEY, &id, &list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn session_caps_refuse_initialize_with_a_json_rpc_error() {
+    let server = Server::start(&fixture_config(
+        "fx",
+        "server:\n  max_sessions: 3\n  max_sessions_per_principal: 2\n",
+    ))
+    .await;
+    let other = server.key_for("other", "developer").await;
+    session(&server, ADMIN_KEY).await;
+    session(&server, ADMIN_KEY).await;
+    let r = open_session(&server, ADMIN_KEY).await;
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_sessions_per_principal"),
+        "{v}"
+    );
+    // Another principal still gets one, up to the server's cap.
+    session(&server, &other).await;
+    let r = open_session(&server, &other).await;
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.max_sessions ")
+    );
+    // Stateless 2026-07-28 calls need no session and still work.
+    let body = modern_call(1, "fx__echo", json!({"text": "still"}), json!({}));
+    let r = post_modern(&server, &other, &body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
