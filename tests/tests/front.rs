@@ -379,3 +379,37 @@ async fn session_caps_refuse_initialize_with_a_json_rpc_error() {
     let r = post_modern(&server, &other, &body).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn a_provider_speaking_only_the_2025_protocol_is_reached_through_initialize() {
+    // Hangar's stdio link asks `server/discover` first; a 2025-only provider
+    // refuses it, and the link falls back to `initialize`.
+    let config = format!(
+        "providers:\n  old:\n    command: [\"{}\", \"--legacy\"]\n",
+        hangar_e2e::bin("hangar-fixture").display()
+    );
+    let server = Server::start(&config).await;
+    let body = modern_call(1, "old__echo", json!({"text": "via initialize"}), json!({}));
+    let v: Value = post_modern(&server, ADMIN_KEY, &body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["result"]["content"][0]["text"], "via initialize", "{v}");
+    // A 2025 provider's result reaches a 2026-07-28 client with `resultType`.
+    assert_eq!(v["result"]["resultType"], "complete");
+    let meta = json!({"progressToken": "p"});
+    let body = modern_call(2, "old__test_tool_with_progress", json!({}), meta);
+    let r = post_modern(&server, ADMIN_KEY, &body).send().await.unwrap();
+    let messages = sse_messages(&r.text().await.unwrap());
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|m| m["method"] == "notifications/progress")
+            .count(),
+        3,
+        "{messages:?}"
+    );
+}

@@ -18,6 +18,7 @@
 pub mod catalog;
 pub mod error;
 pub mod gate;
+mod link;
 pub mod remote;
 pub mod server;
 pub mod sessions;

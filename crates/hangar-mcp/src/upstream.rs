@@ -19,9 +19,9 @@ use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientRequest, CreateMessageRequestParams,
     CreateMessageResult, ElicitRequestParams, ElicitResult, GetPromptRequest,
     GetPromptRequestParams, GetPromptResponse, Implementation, LoggingMessageNotificationParam,
-    ProgressNotificationParam, ProgressToken, Prompt, ReadResourceRequest,
+    NumberOrString, ProgressNotificationParam, ProgressToken, Prompt, ReadResourceRequest,
     ReadResourceRequestParams, ReadResourceResponse, RequestId, Resource, ResourceTemplate,
-    ResultType, ServerResult, Tool,
+    ResultType, ServerPeerInfo, ServerResult, Tool,
 };
 use rmcp::service::{
     ClientLifecycleMode, ClientServiceExt, NotificationContext, Peer, PeerRequestOptions,
@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::UpstreamError;
 use crate::gate::{ElicitationAsk, Questioner};
+use crate::link::Link;
 
 /// How many progress notifications for not-yet-registered tokens are kept.
 const EARLY_PROGRESS_CAP: usize = 64;
@@ -147,7 +148,7 @@ pub struct UpstreamHandler {
 }
 
 impl UpstreamHandler {
-    fn new(provider: &str, events: EventSink) -> Self {
+    pub(crate) fn new(provider: &str, events: EventSink) -> Self {
         Self {
             shared: Arc::new(HandlerShared {
                 provider: provider.to_owned(),
@@ -224,6 +225,83 @@ impl UpstreamHandler {
 }
 
 impl UpstreamHandler {
+    /// Routes a provider's progress notification to the request it is for.
+    pub(crate) fn progress(&self, params: ProgressNotificationParam) {
+        let mut routes = lock(&self.shared.progress);
+        if let Some(tx) = routes.routes.get(&params.progress_token) {
+            let _ = tx.send(params);
+        } else {
+            if routes.early.len() >= EARLY_PROGRESS_CAP {
+                routes.early.pop_front();
+            }
+            routes.early.push_back(params);
+        }
+    }
+
+    /// Passes a provider's event to the runtime.
+    pub(crate) fn event(&self, event: UpstreamEvent) {
+        (self.shared.events)(event);
+    }
+
+    /// Answers a provider's request (Hangar's own stdio link): sampling and
+    /// elicitation go to the calling client (or, for an elicitation it can't
+    /// answer, to an operator), `ping` is answered here.
+    pub(crate) async fn answer(
+        &self,
+        method: &str,
+        params: Option<&serde_json::value::RawValue>,
+    ) -> Result<serde_json::Value, ErrorData> {
+        fn parse<T: serde::de::DeserializeOwned>(
+            params: Option<&serde_json::value::RawValue>,
+        ) -> Result<T, ErrorData> {
+            serde_json::from_str(params.map_or("{}", |p| p.get()))
+                .map_err(|e| ErrorData::invalid_params(format!("invalid params: {e}"), None))
+        }
+        fn to_value(v: impl serde::Serialize) -> Result<serde_json::Value, ErrorData> {
+            serde_json::to_value(v).map_err(|e| ErrorData::internal_error(e.to_string(), None))
+        }
+        match method {
+            "ping" => Ok(serde_json::json!({})),
+            "sampling/createMessage" => {
+                let params: CreateMessageRequestParams = parse(params)?;
+                let peer = self.route_client_request(|c| c.sampling.is_some())?;
+                let result = peer
+                    .create_message(params)
+                    .await
+                    .map_err(service_error_to_error_data)?;
+                to_value(result)
+            }
+            "elicitation/create" => {
+                let params: ElicitRequestParams = parse(params)?;
+                to_value(self.elicit(params).await?)
+            }
+            // What rmcp's client answers too: Hangar declares no roots.
+            "roots/list" => Ok(serde_json::json!({"roots": []})),
+            other => Err(ErrorData::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                format!("method not found: {other}"),
+                None,
+            )),
+        }
+    }
+
+    /// An elicitation: to the calling client when it can answer, else to an
+    /// operator as a pending question.
+    async fn elicit(&self, params: ElicitRequestParams) -> Result<ElicitResult, ErrorData> {
+        let peer = match self.route_client_request(|c| c.elicitation.is_some()) {
+            Ok(peer) => peer,
+            Err(e) => {
+                let Some(ask) = self.question_route(params) else {
+                    return Err(e);
+                };
+                return ask.await;
+            }
+        };
+        peer.create_elicitation(params)
+            .await
+            .map_err(service_error_to_error_data)
+    }
+
     /// Turns an elicitation into a pending question, naming the tool and caller
     /// when only one call is in flight on this provider.
     fn question_route(
@@ -275,15 +353,7 @@ impl ClientHandler for UpstreamHandler {
         params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        let mut routes = lock(&self.shared.progress);
-        if let Some(tx) = routes.routes.get(&params.progress_token) {
-            let _ = tx.send(params);
-        } else {
-            if routes.early.len() >= EARLY_PROGRESS_CAP {
-                routes.early.pop_front();
-            }
-            routes.early.push_back(params);
-        }
+        self.progress(params);
     }
 
     async fn on_logging_message(
@@ -322,19 +392,7 @@ impl ClientHandler for UpstreamHandler {
         params: ElicitRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
-        let peer = match self.route_client_request(|c| c.elicitation.is_some()) {
-            Ok(peer) => peer,
-            Err(e) => {
-                // The client can't answer: an operator can, as a pending question.
-                let Some(ask) = self.question_route(params) else {
-                    return Err(e);
-                };
-                return ask.await;
-            }
-        };
-        peer.create_elicitation(params)
-            .await
-            .map_err(service_error_to_error_data)
+        self.elicit(params).await
     }
 }
 
@@ -345,26 +403,40 @@ fn service_error_to_error_data(e: ServiceError) -> ErrorData {
     }
 }
 
+/// Where a forwarded request went, for cancelling it.
+#[derive(Clone)]
+enum Sent {
+    Rmcp(Peer<RoleClient>, RequestId),
+    Link(Arc<Link>, u64),
+}
+
+impl Sent {
+    async fn cancel(&self, reason: &str) {
+        match self {
+            Self::Rmcp(peer, id) => {
+                let n = CancelledNotificationParam::new(Some(id.clone()), Some(reason.to_owned()));
+                if let Err(e) = peer.notify_cancelled(n).await {
+                    tracing::debug!(error = %e, "could not send cancellation upstream");
+                }
+            }
+            Self::Link(link, id) => link.cancel(*id, reason).await,
+        }
+    }
+}
+
 /// Sends `notifications/cancelled` for a request whose forwarding future was
-/// dropped before the provider answered (disarmed by taking `peer`).
+/// dropped before the provider answered (disarmed by taking `sent`).
 struct CancelOnDrop {
-    peer: Option<Peer<RoleClient>>,
-    id: RequestId,
+    sent: Option<Sent>,
 }
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        let Some(peer) = self.peer.take() else { return };
+        let Some(sent) = self.sent.take() else { return };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let n = CancelledNotificationParam::new(
-            Some(self.id.clone()),
-            Some("the client went away".to_owned()),
-        );
-        runtime.spawn(async move {
-            let _ = peer.notify_cancelled(n).await;
-        });
+        runtime.spawn(async move { sent.cancel("the client went away").await });
     }
 }
 
@@ -385,9 +457,35 @@ pub struct ProviderListing {
 pub struct Upstream {
     provider: String,
     handler: UpstreamHandler,
-    service: tokio::sync::Mutex<Option<RunningService<RoleClient, UpstreamHandler>>>,
-    peer: Peer<RoleClient>,
-    closed: CancellationToken,
+    conn: Conn,
+}
+
+/// The connection under an [`Upstream`].
+enum Conn {
+    /// rmcp's client service (remote providers over Streamable HTTP).
+    Rmcp {
+        service: Box<tokio::sync::Mutex<Option<RunningService<RoleClient, UpstreamHandler>>>>,
+        peer: Peer<RoleClient>,
+        closed: CancellationToken,
+    },
+    /// Hangar's own stdio link (child processes, containers).
+    Link {
+        link: Arc<Link>,
+        info: Arc<ServerPeerInfo>,
+    },
+}
+
+/// A provider's answer as it arrived: typed by rmcp, or raw JSON from the link.
+enum Reply {
+    Typed(Box<ServerResult>),
+    Raw(Box<serde_json::value::RawValue>),
+}
+
+/// How a raw result says what it is (2026-07-28 `resultType`).
+#[derive(serde::Deserialize)]
+struct ResultKind {
+    #[serde(rename = "resultType", default)]
+    result_type: Option<String>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -399,9 +497,9 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// Runs the MCP handshake over `transport` (a child's stdout/stdin pair, for
-    /// instance). rmcp's automatic lifecycle tries `server/discover`
-    /// (2026-07-28) and falls back to `initialize`.
+    /// Runs the MCP handshake over an rmcp `transport` (a remote provider's
+    /// Streamable HTTP client). rmcp's automatic lifecycle tries
+    /// `server/discover` (2026-07-28) and falls back to `initialize`.
     pub async fn connect<T, E, A>(
         provider: &str,
         transport: T,
@@ -429,13 +527,46 @@ impl Upstream {
                 message: crate::error::with_sources(&e),
             })?;
         let peer = service.peer().clone();
-        let closed = CancellationToken::new();
         Ok(Self {
             provider: provider.to_owned(),
             handler,
-            service: tokio::sync::Mutex::new(Some(service)),
-            peer,
-            closed,
+            conn: Conn::Rmcp {
+                service: Box::new(tokio::sync::Mutex::new(Some(service))),
+                peer,
+                closed: CancellationToken::new(),
+            },
+        })
+    }
+
+    /// Runs the MCP handshake over a provider's stdio (a child's stdout and
+    /// stdin, or a container's attached streams) on Hangar's own link: each
+    /// request is written by the task that makes it, and one reader task
+    /// completes them by id.
+    pub async fn connect_stdio(
+        provider: &str,
+        reader: impl tokio::io::AsyncRead + Send + 'static,
+        writer: impl tokio::io::AsyncWrite + Send + 'static,
+        events: EventSink,
+    ) -> Result<Self, UpstreamError> {
+        let handler = UpstreamHandler::new(provider, events);
+        let link = Link::start(provider, reader, writer, handler.clone());
+        let info = match link.handshake().await {
+            Ok(info) => info,
+            Err(e) => {
+                link.close().await;
+                return Err(UpstreamError::Handshake {
+                    provider: provider.to_owned(),
+                    message: e.to_string(),
+                });
+            }
+        };
+        Ok(Self {
+            provider: provider.to_owned(),
+            handler,
+            conn: Conn::Link {
+                link,
+                info: Arc::new(info),
+            },
         })
     }
 
@@ -446,43 +577,145 @@ impl Upstream {
 
     /// The provider's `initialize` / `server/discover` answer.
     pub fn server_info(&self) -> Option<Arc<rmcp::model::ServerPeerInfo>> {
-        self.peer.peer_info()
+        match &self.conn {
+            Conn::Rmcp { peer, .. } => peer.peer_info(),
+            Conn::Link { info, .. } => Some(info.clone()),
+        }
     }
 
     /// True once the connection is gone (process exited, stream closed).
     pub fn is_closed(&self) -> bool {
-        self.closed.is_cancelled() || self.peer.is_transport_closed()
+        match &self.conn {
+            Conn::Rmcp { peer, closed, .. } => closed.is_cancelled() || peer.is_transport_closed(),
+            Conn::Link { link, .. } => link.is_closed(),
+        }
+    }
+
+    /// One request whose answer is awaited whole (listing, health).
+    async fn request<T: serde::de::DeserializeOwned>(
+        &self,
+        request: ClientRequest,
+        timeout: Duration,
+        pick: fn(ServerResult) -> Option<T>,
+    ) -> Result<T, UpstreamError> {
+        match &self.conn {
+            Conn::Rmcp { peer, .. } => {
+                let r = tokio::time::timeout(timeout, peer.send_request(request))
+                    .await
+                    .map_err(|_| self.timeout(timeout))?
+                    .map_err(|e| self.err(e))?;
+                pick(r).ok_or_else(|| self.protocol("unexpected result type"))
+            }
+            Conn::Link { link, .. } => {
+                let raw = link.call(request, timeout).await?;
+                serde_json::from_str(raw.get()).map_err(|e| self.protocol(&e.to_string()))
+            }
+        }
     }
 
     /// Fetches tools, resources, templates and prompts, each only when the
-    /// provider declares the capability.
+    /// provider declares the capability (every page).
     pub async fn fetch_listing(&self) -> Result<ProviderListing, UpstreamError> {
+        use rmcp::model::{
+            ListPromptsRequest, ListPromptsResult, ListResourceTemplatesRequest,
+            ListResourceTemplatesResult, ListResourcesRequest, ListResourcesResult,
+            ListToolsRequest, ListToolsResult, PaginatedRequestParams,
+        };
+        const LIST_TIMEOUT: Duration = Duration::from_secs(60);
+        /// Pages are followed up to this many (a provider looping on cursors
+        /// can't hold a start forever).
+        const MAX_PAGES: usize = 1000;
+        fn page(cursor: Option<String>) -> PaginatedRequestParams {
+            PaginatedRequestParams::default().with_cursor(cursor)
+        }
         let caps = self
             .server_info()
             .map(|i| i.capabilities.clone())
             .unwrap_or_default();
         let mut listing = ProviderListing::default();
         if caps.tools.is_some() {
-            listing.tools = self.peer.list_all_tools().await.map_err(|e| self.err(e))?;
+            let mut cursor = None;
+            for _ in 0..MAX_PAGES {
+                let r: ListToolsResult = self
+                    .request(
+                        ClientRequest::ListToolsRequest(ListToolsRequest::with_param(page(cursor))),
+                        LIST_TIMEOUT,
+                        |r| match r {
+                            ServerResult::ListToolsResult(r) => Some(r),
+                            _ => None,
+                        },
+                    )
+                    .await?;
+                listing.tools.extend(r.tools);
+                cursor = r.next_cursor;
+                if cursor.is_none() {
+                    break;
+                }
+            }
         }
         if caps.resources.is_some() {
-            listing.resources = self
-                .peer
-                .list_all_resources()
-                .await
-                .map_err(|e| self.err(e))?;
-            listing.resource_templates = self
-                .peer
-                .list_all_resource_templates()
-                .await
-                .map_err(|e| self.err(e))?;
+            let mut cursor = None;
+            for _ in 0..MAX_PAGES {
+                let r: ListResourcesResult = self
+                    .request(
+                        ClientRequest::ListResourcesRequest(ListResourcesRequest::with_param(
+                            page(cursor),
+                        )),
+                        LIST_TIMEOUT,
+                        |r| match r {
+                            ServerResult::ListResourcesResult(r) => Some(r),
+                            _ => None,
+                        },
+                    )
+                    .await?;
+                listing.resources.extend(r.resources);
+                cursor = r.next_cursor;
+                if cursor.is_none() {
+                    break;
+                }
+            }
+            let mut cursor = None;
+            for _ in 0..MAX_PAGES {
+                let r: ListResourceTemplatesResult = self
+                    .request(
+                        ClientRequest::ListResourceTemplatesRequest(
+                            ListResourceTemplatesRequest::with_param(page(cursor)),
+                        ),
+                        LIST_TIMEOUT,
+                        |r| match r {
+                            ServerResult::ListResourceTemplatesResult(r) => Some(r),
+                            _ => None,
+                        },
+                    )
+                    .await?;
+                listing.resource_templates.extend(r.resource_templates);
+                cursor = r.next_cursor;
+                if cursor.is_none() {
+                    break;
+                }
+            }
         }
         if caps.prompts.is_some() {
-            listing.prompts = self
-                .peer
-                .list_all_prompts()
-                .await
-                .map_err(|e| self.err(e))?;
+            let mut cursor = None;
+            for _ in 0..MAX_PAGES {
+                let r: ListPromptsResult = self
+                    .request(
+                        ClientRequest::ListPromptsRequest(ListPromptsRequest::with_param(page(
+                            cursor,
+                        ))),
+                        LIST_TIMEOUT,
+                        |r| match r {
+                            ServerResult::ListPromptsResult(r) => Some(r),
+                            _ => None,
+                        },
+                    )
+                    .await?;
+                listing.prompts.extend(r.prompts);
+                cursor = r.next_cursor;
+                if cursor.is_none() {
+                    break;
+                }
+            }
         }
         Ok(listing)
     }
@@ -492,34 +725,49 @@ impl Upstream {
         let modern = self
             .server_info()
             .is_some_and(|i| i.protocol_version.as_str() >= "2026-07-28");
-        let fut = async {
-            if modern {
-                // Sent as a request, not through `Peer::discover`, which
-                // answers from its cache (stale ones too, on error) and
-                // would hide a dead provider.
-                let discover = rmcp::model::DiscoverRequest::new(Default::default());
-                self.peer
-                    .send_request(ClientRequest::DiscoverRequest(discover))
-                    .await
-                    .map(|_| ())
-            } else {
-                self.peer
-                    .send_request(ClientRequest::PingRequest(Default::default()))
-                    .await
-                    .map(|_| ())
-            }
+        // Sent as a request, not through `Peer::discover`, which answers
+        // from its cache (stale ones too, on error) and would hide a dead
+        // provider.
+        let request = if modern {
+            ClientRequest::DiscoverRequest(rmcp::model::DiscoverRequest::new(Default::default()))
+        } else {
+            ClientRequest::PingRequest(Default::default())
         };
-        match tokio::time::timeout(timeout, fut).await {
-            Ok(r) => r.map_err(|e| self.err(e)),
-            Err(_) => Err(UpstreamError::Timeout {
-                provider: self.provider.clone(),
-                after: timeout,
-            }),
-        }
+        self.request::<serde_json::Value>(request, timeout, |_| Some(serde_json::Value::Null))
+            .await
+            .map(|_| ())
     }
 
     fn err(&self, e: ServiceError) -> UpstreamError {
         UpstreamError::from_service(&self.provider, e)
+    }
+
+    fn timeout(&self, after: Duration) -> UpstreamError {
+        UpstreamError::Timeout {
+            provider: self.provider.clone(),
+            after,
+        }
+    }
+
+    fn protocol(&self, message: &str) -> UpstreamError {
+        UpstreamError::Protocol {
+            provider: self.provider.clone(),
+            message: message.to_owned(),
+        }
+    }
+
+    /// The `resultType` of a raw result (`None`: a complete one).
+    fn kind_of(&self, raw: &serde_json::value::RawValue) -> Result<Option<String>, UpstreamError> {
+        serde_json::from_str::<ResultKind>(raw.get())
+            .map(|k| k.result_type.filter(|t| t != "complete"))
+            .map_err(|e| self.protocol(&e.to_string()))
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        raw: &serde_json::value::RawValue,
+    ) -> Result<T, UpstreamError> {
+        serde_json::from_str(raw.get()).map_err(|e| self.protocol(&e.to_string()))
     }
 
     /// Forwards one `tools/call` (with the provider's own tool name).
@@ -531,18 +779,28 @@ impl Upstream {
     ) -> Result<CallToolResponse, UpstreamError> {
         params.meta = None;
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-        let result = self.forward(request, downstream, timeout).await?;
-        match result {
-            ServerResult::CallToolResult(mut r) => {
-                r.result_type.get_or_insert(ResultType::COMPLETE);
-                Ok(CallToolResponse::Complete(r))
-            }
-            ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
-            ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
-            _ => Err(UpstreamError::Protocol {
-                provider: self.provider.clone(),
-                message: "unexpected result type for tools/call".into(),
-            }),
+        match self.forward(request, downstream, timeout).await? {
+            Reply::Typed(r) => match *r {
+                ServerResult::CallToolResult(mut r) => {
+                    r.result_type.get_or_insert(ResultType::COMPLETE);
+                    Ok(CallToolResponse::Complete(r))
+                }
+                ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
+                ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
+                _ => Err(self.protocol("unexpected result type for tools/call")),
+            },
+            Reply::Raw(raw) => match self.kind_of(&raw)?.as_deref() {
+                None => {
+                    let mut r: rmcp::model::CallToolResult = self.decode(&raw)?;
+                    r.result_type.get_or_insert(ResultType::COMPLETE);
+                    Ok(CallToolResponse::Complete(r))
+                }
+                Some("input_required") => Ok(CallToolResponse::InputRequired(self.decode(&raw)?)),
+                Some("task") => Ok(CallToolResponse::Task(self.decode(&raw)?)),
+                Some(other) => {
+                    Err(self.protocol(&format!("unexpected result type '{other}' for tools/call")))
+                }
+            },
         }
     }
 
@@ -556,12 +814,20 @@ impl Upstream {
         params.meta = None;
         let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params));
         match self.forward(request, downstream, timeout).await? {
-            ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
-            ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
-            _ => Err(UpstreamError::Protocol {
-                provider: self.provider.clone(),
-                message: "unexpected result type for resources/read".into(),
-            }),
+            Reply::Typed(r) => match *r {
+                ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
+                ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
+                _ => Err(self.protocol("unexpected result type for resources/read")),
+            },
+            Reply::Raw(raw) => match self.kind_of(&raw)?.as_deref() {
+                None => Ok(ReadResourceResponse::Complete(self.decode(&raw)?)),
+                Some("input_required") => {
+                    Ok(ReadResourceResponse::InputRequired(self.decode(&raw)?))
+                }
+                Some(other) => Err(self.protocol(&format!(
+                    "unexpected result type '{other}' for resources/read"
+                ))),
+            },
         }
     }
 
@@ -575,12 +841,85 @@ impl Upstream {
         params.meta = None;
         let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(params));
         match self.forward(request, downstream, timeout).await? {
-            ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
-            ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
-            _ => Err(UpstreamError::Protocol {
-                provider: self.provider.clone(),
-                message: "unexpected result type for prompts/get".into(),
-            }),
+            Reply::Typed(r) => match *r {
+                ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
+                ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
+                _ => Err(self.protocol("unexpected result type for prompts/get")),
+            },
+            Reply::Raw(raw) => match self.kind_of(&raw)?.as_deref() {
+                None => Ok(GetPromptResponse::Complete(self.decode(&raw)?)),
+                Some("input_required") => Ok(GetPromptResponse::InputRequired(self.decode(&raw)?)),
+                Some(other) => {
+                    Err(self.protocol(&format!("unexpected result type '{other}' for prompts/get")))
+                }
+            },
+        }
+    }
+
+    /// Writes `request` to the provider; returns where it went, its upstream
+    /// progress token, and its answer to come.
+    async fn send(
+        &self,
+        request: ClientRequest,
+        downstream: &DownstreamCall,
+    ) -> Result<
+        (
+            Sent,
+            ProgressToken,
+            futures::future::BoxFuture<'static, Result<Reply, UpstreamError>>,
+        ),
+        UpstreamError,
+    > {
+        let not_delivered = || UpstreamError::NotDelivered {
+            provider: self.provider.clone(),
+        };
+        match &self.conn {
+            Conn::Rmcp { peer, .. } => {
+                let handle = peer
+                    .send_cancellable_request(request, request_options(downstream))
+                    .await
+                    .map_err(|e| match e {
+                        // Nothing reached the provider: safe to send elsewhere.
+                        ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
+                            not_delivered()
+                        }
+                        other => self.err(other),
+                    })?;
+                let provider = self.provider.clone();
+                let rx = handle.rx;
+                let answer = Box::pin(async move {
+                    match rx.await {
+                        Ok(r) => r
+                            .map(|r| Reply::Typed(Box::new(r)))
+                            .map_err(|e| UpstreamError::from_service(&provider, e)),
+                        Err(_) => Err(UpstreamError::Closed { provider }),
+                    }
+                });
+                Ok((
+                    Sent::Rmcp(peer.clone(), handle.id),
+                    handle.progress_token,
+                    answer,
+                ))
+            }
+            Conn::Link { link, .. } => {
+                let meta = downstream
+                    .trace
+                    .as_ref()
+                    .map(crate::trace::TraceContext::to_meta);
+                let (id, rx) = link.send(request, meta, true).await?;
+                let provider = self.provider.clone();
+                let answer = Box::pin(async move {
+                    match rx.await {
+                        Ok(Ok(raw)) => Ok(Reply::Raw(raw)),
+                        Ok(Err(error)) => Err(UpstreamError::Rpc { provider, error }),
+                        Err(_) => Err(UpstreamError::Closed { provider }),
+                    }
+                });
+                let token = ProgressToken(NumberOrString::Number(
+                    i64::try_from(id).unwrap_or(i64::MAX),
+                ));
+                Ok((Sent::Link(link.clone(), id), token, answer))
+            }
         }
     }
 
@@ -591,7 +930,7 @@ impl Upstream {
         request: ClientRequest,
         downstream: &DownstreamCall,
         timeout: Duration,
-    ) -> Result<ServerResult, UpstreamError> {
+    ) -> Result<Reply, UpstreamError> {
         let call_id = self
             .handler
             .shared
@@ -614,44 +953,23 @@ impl Upstream {
             id: call_id,
         };
 
-        let handle = self
-            .peer
-            .send_cancellable_request(request, request_options(downstream))
-            .await
-            .map_err(|e| match e {
-                // Nothing reached the provider: safe to send elsewhere.
-                ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
-                    UpstreamError::NotDelivered {
-                        provider: self.provider.clone(),
-                    }
-                }
-                other => self.err(other),
-            })?;
-        let upstream_token = handle.progress_token.clone();
-        let request_id = handle.id.clone();
+        let (sent, upstream_token, mut rx) = self.send(request, downstream).await?;
         // If this future is dropped before the answer (the client closed the
         // response stream), the provider is told to stop.
         let mut unanswered = CancelOnDrop {
-            peer: Some(self.peer.clone()),
-            id: request_id.clone(),
+            sent: Some(sent.clone()),
         };
         let mut progress = downstream
             .progress_token
             .as_ref()
             .map(|_| self.handler.register_progress(upstream_token.clone()));
-        let mut rx = handle.rx;
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
 
         let outcome = loop {
             tokio::select! {
                 biased;
-                r = &mut rx => {
-                    break match r {
-                        Ok(r) => r.map_err(|e| self.err(e)),
-                        Err(_) => Err(UpstreamError::Closed { provider: self.provider.clone() }),
-                    };
-                }
+                r = &mut rx => break r,
                 Some(p) = async {
                     match progress.as_mut() {
                         Some(p) => p.recv().await,
@@ -661,17 +979,17 @@ impl Upstream {
                     self.forward_progress(downstream, p).await;
                 }
                 () = downstream.ct.cancelled() => {
-                    self.cancel_upstream(request_id.clone(), "cancelled by the client").await;
+                    sent.cancel("cancelled by the client").await;
                     break Err(UpstreamError::Cancelled { provider: self.provider.clone() });
                 }
                 () = &mut deadline => {
-                    self.cancel_upstream(request_id.clone(), "timed out in hangar").await;
+                    sent.cancel("timed out in hangar").await;
                     break Err(UpstreamError::Timeout { provider: self.provider.clone(), after: timeout });
                 }
             }
         };
+        unanswered.sent = None;
 
-        unanswered.peer = None;
         // Progress sent before the result may still sit in the channel: drain
         // it so the client sees every update before the result.
         if let Some(mut p) = progress.take() {
@@ -696,19 +1014,19 @@ impl Upstream {
         }
     }
 
-    async fn cancel_upstream(&self, id: RequestId, reason: &str) {
-        let n = CancelledNotificationParam::new(Some(id), Some(reason.to_owned()));
-        if let Err(e) = self.peer.notify_cancelled(n).await {
-            tracing::debug!(provider = %self.provider, error = %e, "could not send cancellation upstream");
-        }
-    }
-
-    /// Ends the session (the transport is dropped, which closes the child's stdin).
+    /// Ends the session (the provider's input is closed: a child ends on EOF).
     pub async fn close(&self) {
-        self.closed.cancel();
-        let service = self.service.lock().await.take();
-        if let Some(mut s) = service {
-            let _ = s.close_with_timeout(Duration::from_secs(2)).await;
+        match &self.conn {
+            Conn::Rmcp {
+                service, closed, ..
+            } => {
+                closed.cancel();
+                let service = service.lock().await.take();
+                if let Some(mut s) = service {
+                    let _ = s.close_with_timeout(Duration::from_secs(2)).await;
+                }
+            }
+            Conn::Link { link, .. } => link.close().await,
         }
     }
 }

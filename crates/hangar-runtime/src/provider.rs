@@ -557,8 +557,9 @@ impl Provider {
         };
         crate::secrets::wipe(&mut env);
         let (runner, io) = started?;
+        let (stdout, stdin) = io;
         self.handshake(spec, runner, slot, |events| {
-            Upstream::connect(&self.id, io, events)
+            Upstream::connect_stdio(&self.id, stdout, stdin, events)
         })
         .await
     }

@@ -298,6 +298,7 @@ async fn main() -> BenchResult<()> {
         ms(d50),
         ms(d99)
     );
+    let mut hangar_rows = Vec::new();
     for (label, client) in [
         ("hangar, 2025 session", &hangar),
         ("hangar, 2026 stateless", &stateless),
@@ -310,6 +311,7 @@ async fn main() -> BenchResult<()> {
         lat.sort_unstable();
         let (h50, h99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
         let cpu_ms = (cpu1 - cpu0) as f64 * 1000.0 / ticks;
+        hangar_rows.push((label, h50, cpu_ms / calls as f64));
         println!("{label:<30}{:>8.3} {:>8.3}", ms(h50), ms(h99));
         println!(
             "  added by hangar             {:>8.3} {:>8.3}   server CPU/call {:.3} ms ({cpu_ms:.0} ms / {calls})",
@@ -392,10 +394,19 @@ async fn main() -> BenchResult<()> {
         "  rmcp HTTP server + tool, process CPU/call {:.3} ms ({cpu_ms:.0} ms / {calls})",
         cpu_ms / calls as f64
     );
+    let floor_p50 = percentile(&lat, 0.5);
+    let floor_cpu = cpu_ms / calls as f64;
+    println!("# hangar / floor (fixture over HTTP), same run");
+    for (label, h50, cpu) in hangar_rows {
+        println!(
+            "{label:<30} p50 {:.2}x   server CPU/call {:.2}x",
+            h50.as_secs_f64() / floor_p50.as_secs_f64(),
+            cpu / floor_cpu
+        );
+    }
     let _ = baseline.cancel().await;
-    http_fixture.stop();
 
-    println!("# throughput (calls/s)    direct   hangar   ratio");
+    println!("# throughput (calls/s)    direct    floor   hangar   hangar/direct   hangar/floor");
     for c in CONCURRENCY {
         let per_client = (calls / c).max(50);
         let mut directs = Vec::with_capacity(c);
@@ -407,18 +418,26 @@ async fn main() -> BenchResult<()> {
         for _ in 0..c {
             hangars.push(hangar_client(&server.url).await?);
         }
+        let mut floors = Vec::with_capacity(c);
+        for _ in 0..c {
+            floors.push(rmcp_http_client(&url).await?);
+        }
         let (dl, dt) = run(&directs, "echo", per_client).await?;
+        let (fl, ft) = run(&peers(&floors), "echo", per_client).await?;
         let (hl, ht) = run(&peers(&hangars), "fx__echo", per_client).await?;
         let dr = dl.len() as f64 / dt.as_secs_f64();
+        let fr = fl.len() as f64 / ft.as_secs_f64();
         let hr = hl.len() as f64 / ht.as_secs_f64();
         println!(
-            "{c:>3} concurrent clients  {dr:>8.0} {hr:>8.0} {:>7.2}",
-            hr / dr
+            "{c:>3} concurrent clients  {dr:>8.0} {fr:>8.0} {hr:>8.0} {:>15.2} {:>14.2}",
+            hr / dr,
+            hr / fr
         );
-        for h in hangars {
+        for h in hangars.into_iter().chain(floors) {
             let _ = h.cancel().await;
         }
     }
+    http_fixture.stop();
     let _ = direct.cancel().await;
     let _ = hangar.cancel().await;
     drop(server);
