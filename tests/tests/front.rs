@@ -413,3 +413,56 @@ async fn a_provider_speaking_only_the_2025_protocol_is_reached_through_initializ
         "{messages:?}"
     );
 }
+
+#[tokio::test]
+async fn a_session_answers_ping_and_refuses_what_it_does_not_know() {
+    let server = Server::start(&fixture_config("fx", "")).await;
+    let id = session(&server, ADMIN_KEY).await;
+    let ask = |body: Value| {
+        let (server, id) = (&server, &id);
+        async move {
+            let r = post_session(server, ADMIN_KEY, id, &body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, v) = ask(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})).await;
+    assert_eq!((status, &v["result"]), (200, &json!({})));
+    let (_, v) = ask(json!({"jsonrpc": "2.0", "id": 2, "method": "no/such"})).await;
+    assert_eq!(v["error"]["code"], -32601, "{v}");
+    let (_, v) =
+        ask(json!({"jsonrpc": "2.0", "id": 3, "method": "initialize", "params": {}})).await;
+    assert_eq!(v["error"]["code"], -32600, "{v}");
+    // Resources and prompts of a session are served too.
+    let (_, v) = ask(json!({"jsonrpc": "2.0", "id": 4, "method": "resources/list"})).await;
+    assert!(v["result"]["resources"].is_array(), "{v}");
+    let (_, v) = ask(json!({"jsonrpc": "2.0", "id": 5, "method": "prompts/list"})).await;
+    assert!(v["result"]["prompts"].is_array(), "{v}");
+    // A session id nobody opened: 404 with a JSON-RPC body.
+    let r = post_session(
+        &server,
+        ADMIN_KEY,
+        "not-a-session",
+        &json!({"jsonrpc": "2.0", "id": 6, "method": "ping"}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["message"], "Session not found");
+    // Another principal's session does not exist for it either.
+    let other = server.key_for("other", "developer").await;
+    let r = post_session(
+        &server,
+        &other,
+        &id,
+        &json!({"jsonrpc": "2.0", "id": 7, "method": "ping"}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 404);
+}

@@ -229,8 +229,6 @@ async fn method_not_allowed() -> ApiError {
 /// The `/mcp` Streamable HTTP service (both protocol eras).
 pub fn mcp_service(
     state: &AppState,
-    sessions: Arc<LocalSessionManager>,
-    table: Arc<hangar_mcp::SessionTable>,
 ) -> StreamableHttpService<AggregatingServer<Engine>, LocalSessionManager> {
     let backend = Arc::new(state.engine.clone());
     let mut config = StreamableHttpServerConfig::default()
@@ -244,13 +242,10 @@ pub fn mcp_service(
         config = config.disable_allowed_hosts();
     }
     StreamableHttpService::new(
-        move || {
-            Ok(AggregatingServer::with_sessions(
-                backend.clone(),
-                table.clone(),
-            ))
-        },
-        sessions,
+        move || Ok(AggregatingServer::new(backend.clone())),
+        // 2025-era sessions are Hangar's own (`mcp_front`): rmcp only sees
+        // session-less requests the front leaves to it.
+        Arc::new(LocalSessionManager::default()),
         config,
     )
 }
@@ -317,11 +312,6 @@ pub fn router(state: AppState) -> Router {
     let document = crate::openapi::to_value(&crate::openapi::document(api_doc, open_doc));
     let permissions = RoutePermissions::from_document(&document);
     let doc = OpenApiJson(Bytes::from(document.to_string()));
-    // Idle sessions are ended by the front's sweeper (it sees the calls it
-    // serves itself, which rmcp's own idle timer would not).
-    let mut manager = LocalSessionManager::default();
-    manager.session_config.keep_alive = None;
-    let manager = Arc::new(manager);
     let table = Arc::new(hangar_mcp::SessionTable::default());
     let counted = Arc::downgrade(&table);
     state.engine.set_session_counter(Box::new(move || {
@@ -331,14 +321,14 @@ pub fn router(state: AppState) -> Router {
     }));
     let front = crate::mcp_front::McpFront {
         backend: Arc::new(state.engine.clone()),
-        sessions: table.clone(),
-        manager: manager.clone(),
+        sessions: table,
         limits: state.session_limits,
         max_body_bytes: state.max_body_bytes,
+        shutdown: state.shutdown.clone(),
     };
-    front.spawn_sweeper(state.shutdown.clone());
+    front.spawn_sweeper();
     let protected = Router::new()
-        .route_service("/mcp", mcp_service(&state, manager, table))
+        .route_service("/mcp", mcp_service(&state))
         .route_layer(middleware::from_fn(jsonrpc_errors))
         .route_layer(middleware::from_fn_with_state(
             front,

@@ -28,16 +28,16 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hangar_mcp::rmcp::ErrorData;
+use hangar_mcp::rmcp::ServerHandler as _;
 use hangar_mcp::rmcp::model::{
-    CallToolRequestParams, ErrorCode, PaginatedRequestParams, ProgressNotificationParam,
-    ProtocolVersion, RequestId, RequestMetaObject, ServerResult,
+    CallToolRequestParams, ErrorCode, GetPromptRequestParams, InitializeRequestParams,
+    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ReadResourceRequestParams,
+    RequestId, RequestMetaObject, ServerResult,
 };
-use hangar_mcp::rmcp::transport::streamable_http_server::SessionManager;
-use hangar_mcp::rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use hangar_mcp::trace::TraceContext;
 use hangar_mcp::{
-    AggregatingServer, CallerCanCall, CallerId, CallerRoles, Incoming, ProgressSink, SessionEntry,
-    SessionTable,
+    AggregatingServer, CallerCanCall, CallerId, CallerRoles, ClientPeer, ClientRequests, Incoming,
+    ProgressSink, SessionEntry, SessionInit, SessionTable,
 };
 use hangar_runtime::Engine;
 use http::{HeaderMap, StatusCode, header};
@@ -49,11 +49,10 @@ use tokio_util::sync::CancellationToken;
 /// The session header of the 2025-era protocol.
 pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
-/// How long a request that follows `notifications/initialized` right away
-/// waits for rmcp to have handled it.
-const LINK_WAIT: Duration = Duration::from_secs(2);
 /// Progress notifications queued for a client that has not read them yet.
 const PROGRESS_QUEUE: usize = 64;
+/// Requests to the client queued on a call's reply stream.
+const ASK_QUEUE: usize = 8;
 
 /// Limits on 2025-era sessions (`server.session_idle_timeout_s`,
 /// `server.max_sessions`, `server.max_sessions_per_principal`).
@@ -90,15 +89,16 @@ impl SessionLimits {
 pub(crate) struct McpFront {
     pub(crate) backend: Arc<Engine>,
     pub(crate) sessions: Arc<SessionTable>,
-    pub(crate) manager: Arc<LocalSessionManager>,
     pub(crate) limits: SessionLimits,
     pub(crate) max_body_bytes: usize,
+    /// Cancelled at shutdown: ends the GET streams.
+    pub(crate) shutdown: CancellationToken,
 }
 
 impl McpFront {
-    /// Ends sessions unused for the idle timeout (and those whose stream
-    /// closed), every few seconds, until `shutdown`.
-    pub(crate) fn spawn_sweeper(&self, shutdown: CancellationToken) {
+    /// Ends sessions unused for the idle timeout, every few seconds, until
+    /// `shutdown`.
+    pub(crate) fn spawn_sweeper(&self) {
         let front = self.clone();
         let every =
             (self.limits.idle_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
@@ -106,20 +106,18 @@ impl McpFront {
             let mut tick = tokio::time::interval(every);
             loop {
                 tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    _ = tick.tick() => front.sweep().await,
+                    () = front.shutdown.cancelled() => {
+                        front.sessions.clear();
+                        return;
+                    }
+                    _ = tick.tick() => {
+                        for id in front.sessions.stale(front.limits.idle_timeout) {
+                            front.sessions.remove(&id);
+                        }
+                    }
                 }
             }
         });
-    }
-
-    async fn sweep(&self) {
-        for id in self.sessions.stale(self.limits.idle_timeout) {
-            self.sessions.remove(&id);
-            if let Err(e) = self.manager.close_session(&id).await {
-                tracing::debug!(error = %e, "could not close an idle MCP session");
-            }
-        }
     }
 }
 
@@ -132,6 +130,10 @@ struct Envelope<'a> {
     method: Option<&'a str>,
     #[serde(default, borrow)]
     params: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    result: Option<&'a RawValue>,
+    #[serde(default)]
+    error: Option<ErrorData>,
 }
 
 /// `params` of `notifications/cancelled`.
@@ -162,7 +164,7 @@ struct Notification<T: Serialize> {
 enum Era {
     /// A stateless 2026-07-28 request.
     Stateless,
-    /// A request of an initialized 2025-era session.
+    /// A request of a 2025-era session.
     Session(Arc<SessionEntry>),
 }
 
@@ -186,122 +188,350 @@ pub(crate) async fn front(State(front): State<McpFront>, req: Request, next: Nex
         .backend
         .metrics()
         .mcp_request(hangar_runtime::metrics::ERAS[usize::from(modern)]);
-    let mut entry = None;
-    if let Some(id) = &session_id {
-        match front.sessions.get(id) {
-            // Someone else's session does not exist for this caller.
-            Some(e) if e.principal() != principal => return session_not_found(),
-            Some(e) => entry = Some(e),
-            None => {}
+    let entry = match &session_id {
+        // Unknown, ended, or someone else's: the same 404, so the client
+        // initializes again.
+        Some(id) => match front.sessions.get(id) {
+            Some(e) if e.principal() == principal => Some(e),
+            _ => return session_not_found(),
+        },
+        None => None,
+    };
+
+    match (req.method().clone(), &entry, &session_id) {
+        (http::Method::GET, Some(entry), _) => return event_stream(&front, entry),
+        (http::Method::DELETE, Some(_), Some(id)) => {
+            front.sessions.remove(id);
+            // Gone now, not later: 200 (clients log 202 as a failed end).
+            return StatusCode::OK.into_response();
+        }
+        (http::Method::POST, _, _) => {}
+        (_, Some(_), _) => {
+            return rpc_error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                None,
+                ErrorData::invalid_request("method not allowed on /mcp", None),
+            );
+        }
+        _ => return next.run(req).await,
+    }
+    if !is_json_post(req.headers()) {
+        if entry.is_some() {
+            return rpc_error_response(
+                StatusCode::NOT_ACCEPTABLE,
+                None,
+                ErrorData::invalid_request(
+                    "a POST to /mcp is JSON (Content-Type: application/json) and accepts \
+                     application/json and text/event-stream",
+                    None,
+                ),
+            );
+        }
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, front.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            return rpc_error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                None,
+                ErrorData::invalid_request(
+                    format!("request body larger than {} bytes", front.max_body_bytes),
+                    None,
+                ),
+            );
+        }
+    };
+    let envelope = match serde_json::from_slice::<Envelope<'_>>(&bytes) {
+        Ok(e) => e,
+        Err(e) if entry.is_some() => {
+            return rpc_error_response(
+                StatusCode::BAD_REQUEST,
+                None,
+                ErrorData::new(
+                    ErrorCode::PARSE_ERROR,
+                    format!("invalid JSON-RPC: {e}"),
+                    None,
+                ),
+            );
+        }
+        Err(_) => {
+            return next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+        }
+    };
+    if let Some(entry) = entry {
+        return session_message(&front, &parts, &envelope, entry).await;
+    }
+    let served = match (envelope.method, &envelope.id) {
+        (Some("initialize"), Some(id)) => {
+            Some(initialize(&front, &parts, &principal, id, envelope.params))
+        }
+        (Some(method @ ("tools/call" | "tools/list")), Some(id))
+            if stateless_request(&parts.headers, method, &envelope) =>
+        {
+            Some(answer(&front, &parts, method, id, envelope.params, Era::Stateless).await)
+        }
+        _ => None,
+    };
+    match served {
+        Some(resp) => resp,
+        None => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
         }
     }
+}
 
-    let deleting = req.method() == http::Method::DELETE;
-    let req = if req.method() == http::Method::POST && is_json_post(req.headers()) {
-        let (parts, body) = req.into_parts();
-        let bytes = match axum::body::to_bytes(body, front.max_body_bytes).await {
-            Ok(b) => b,
-            Err(_) => {
+/// `initialize`: a new 2025-era session (within the caps), answered as JSON
+/// with its `Mcp-Session-Id`.
+fn initialize(
+    front: &McpFront,
+    parts: &http::request::Parts,
+    principal: &str,
+    id: &RequestId,
+    params: Option<&RawValue>,
+) -> Response {
+    if let Some(refused) = session_cap(front, principal, id) {
+        return refused;
+    }
+    let mut params: InitializeRequestParams =
+        match serde_json::from_str(params.map_or("null", |p| p.get())) {
+            Ok(p) => p,
+            Err(e) => {
                 return rpc_error_response(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    None,
-                    ErrorData::invalid_request(
-                        format!("request body larger than {} bytes", front.max_body_bytes),
-                        None,
-                    ),
+                    StatusCode::BAD_REQUEST,
+                    Some(id),
+                    ErrorData::invalid_params(format!("invalid initialize params: {e}"), None),
                 );
             }
         };
-        if let Ok(envelope) = serde_json::from_slice::<Envelope<'_>>(&bytes) {
-            let served = serve(
-                &front,
-                &parts,
-                &envelope,
-                entry.as_ref(),
-                session_id.is_some(),
-                &principal,
-            )
-            .await;
-            if let Some(resp) = served {
-                return resp;
-            }
-        }
-        Request::from_parts(parts, Body::from(bytes))
-    } else {
-        req
+    // A supplied Mcp-Method or MCP-Protocol-Version header must agree with
+    // the body (intermediaries route on them).
+    let method_header = single(&parts.headers, "mcp-method");
+    let version_header = single(&parts.headers, VERSION_HEADER);
+    if method_header.is_some_and(|m| m != "initialize")
+        || version_header.is_some_and(|v| v != params.protocol_version.as_str())
+    {
+        return rpc_error_response(
+            StatusCode::BAD_REQUEST,
+            Some(id),
+            ErrorData::new(
+                ErrorCode::HEADER_MISMATCH,
+                "the Mcp-Method / MCP-Protocol-Version headers do not match the initialize request",
+                None,
+            ),
+        );
+    }
+    // The handshake exists only before 2026-07-28: a newer (or unknown)
+    // version gets the latest one that has it.
+    let known = ProtocolVersion::KNOWN_VERSIONS
+        .iter()
+        .any(|k| k.as_str() == params.protocol_version.as_str());
+    if !known || params.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str() {
+        params.protocol_version = ProtocolVersion::LATEST_WITH_INITIALIZE;
+    }
+    let client_key = AggregatingServer::<Engine>::next_client_key();
+    let server = AggregatingServer::for_session(front.backend.clone(), client_key);
+    let result = match server.negotiate_initialize(&params) {
+        Ok(r) => r,
+        Err(e) => return finish(id, Err(e), false),
     };
-
-    let resp = next.run(req).await;
-    after_rmcp(&front, session_id.as_deref(), &principal, deleting, resp)
-}
-
-/// Keeps the table in step with what rmcp answered.
-fn after_rmcp(
-    front: &McpFront,
-    session_id: Option<&str>,
-    principal: &str,
-    deleting: bool,
-    mut resp: Response,
-) -> Response {
-    match session_id {
-        None => {
-            if let Some(id) = resp
-                .headers()
-                .get(SESSION_HEADER)
-                .and_then(|v| v.to_str().ok())
-            {
-                front.sessions.open(id, principal);
-            }
-        }
-        Some(id) if resp.status() == StatusCode::NOT_FOUND => {
-            front.sessions.remove(id);
-        }
-        Some(id) if deleting && resp.status().is_success() => {
-            front.sessions.remove(id);
-            // The session is gone now, not later: 200 (clients log 202 as
-            // a failed termination).
-            *resp.status_mut() = StatusCode::OK;
-        }
-        Some(_) => {}
+    let session = hex::encode(rand::random::<[u8; 16]>());
+    front.sessions.open(
+        &session,
+        principal,
+        SessionInit {
+            protocol_version: result.protocol_version.clone(),
+            capabilities: params.capabilities,
+            client_key,
+        },
+    );
+    let mut resp = finish(id, Ok(ServerResult::InitializeResult(result)), false);
+    if let Ok(value) = http::HeaderValue::from_str(&session) {
+        resp.headers_mut().insert(SESSION_HEADER, value);
     }
     resp
 }
 
-/// Serves `envelope` when it is one of the front's requests; `None` hands
-/// it on to rmcp.
-async fn serve(
+/// Everything a 2025-era session POSTs.
+async fn session_message(
     front: &McpFront,
     parts: &http::request::Parts,
     envelope: &Envelope<'_>,
-    entry: Option<&Arc<SessionEntry>>,
-    has_session: bool,
-    principal: &str,
-) -> Option<Response> {
-    let method = envelope.method?;
-    match (method, &envelope.id) {
-        ("initialize", Some(id)) if !has_session => session_cap(front, principal, id),
-        ("notifications/initialized", None) => {
-            entry?.mark_initialized();
-            None
-        }
-        ("notifications/cancelled", None) => {
-            let entry = entry?;
-            let params: CancelledParams = serde_json::from_str(envelope.params?.get()).ok()?;
-            entry.take_inflight(&params.request_id).map(|ct| {
-                ct.cancel();
-                StatusCode::ACCEPTED.into_response()
-            })
-        }
-        ("tools/call" | "tools/list", Some(id)) => {
-            if let Some(entry) = entry {
-                // Right after `notifications/initialized`, rmcp may still be
-                // handling it.
-                entry.linked(LINK_WAIT).await;
+    entry: Arc<SessionEntry>,
+) -> Response {
+    let version_ok = single(&parts.headers, VERSION_HEADER).is_none_or(|v| {
+        v < ProtocolVersion::V_2026_07_28.as_str()
+            && ProtocolVersion::KNOWN_VERSIONS
+                .iter()
+                .any(|k| k.as_str() == v)
+    });
+    if !version_ok {
+        return rpc_error_response(
+            StatusCode::BAD_REQUEST,
+            envelope.id.as_ref(),
+            ErrorData::invalid_request("unsupported MCP-Protocol-Version for this session", None),
+        );
+    }
+    match (envelope.method, &envelope.id) {
+        (Some(method), Some(id)) => match method {
+            "ping" | "logging/setLevel" => finish(id, Ok(ServerResult::empty(())), false),
+            "initialize" => finish(
+                id,
+                Err(ErrorData::invalid_request(
+                    "the session is already initialized",
+                    None,
+                )),
+                false,
+            ),
+            "tools/call"
+            | "tools/list"
+            | "resources/list"
+            | "resources/templates/list"
+            | "resources/read"
+            | "prompts/list"
+            | "prompts/get" => {
+                answer(
+                    front,
+                    parts,
+                    method,
+                    id,
+                    envelope.params,
+                    Era::Session(entry),
+                )
+                .await
             }
-            let era = era_of(&parts.headers, method, envelope, entry, has_session)?;
-            Some(answer(front, parts, method, id, envelope.params, era).await)
+            other => finish(
+                id,
+                Err(ErrorData::new(
+                    ErrorCode::METHOD_NOT_FOUND,
+                    format!("method not found: {other}"),
+                    None,
+                )),
+                false,
+            ),
+        },
+        (Some(method), None) => {
+            if method == "notifications/cancelled"
+                && let Some(p) = envelope.params
+                && let Ok(p) = serde_json::from_str::<CancelledParams>(p.get())
+                && let Some(ct) = entry.take_inflight(&p.request_id)
+            {
+                ct.cancel();
+            }
+            StatusCode::ACCEPTED.into_response()
         }
-        _ => None,
+        (None, Some(id)) => {
+            // The client's answer to a request Hangar sent it.
+            let answer = match (&envelope.error, envelope.result) {
+                (Some(error), _) => Err(error.clone()),
+                (None, Some(result)) => serde_json::from_str(result.get())
+                    .map_err(|e| ErrorData::invalid_params(format!("invalid result: {e}"), None)),
+                (None, None) => Err(ErrorData::invalid_request(
+                    "a response needs a result or an error",
+                    None,
+                )),
+            };
+            entry.answer(id, answer);
+            StatusCode::ACCEPTED.into_response()
+        }
+        (None, None) => rpc_error_response(
+            StatusCode::BAD_REQUEST,
+            None,
+            ErrorData::invalid_request("not a JSON-RPC request, notification or response", None),
+        ),
+    }
+}
+
+/// The session's GET stream: `list_changed` notifications while it lasts
+/// (a comment every 15 s keeps intermediaries from closing it). No task:
+/// the stream is polled by the connection that reads it.
+fn event_stream(front: &McpFront, entry: &Arc<SessionEntry>) -> Response {
+    use hangar_mcp::Backend as _;
+    let mut changes = front.backend.changes();
+    changes.borrow_and_update();
+    let ended = entry.ended().clone();
+    let shutdown = front.shutdown.clone();
+    let tick = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    let stream = futures::stream::unfold((changes, tick), move |(mut changes, mut tick)| {
+        let (ended, shutdown) = (ended.clone(), shutdown.clone());
+        async move {
+            let item = tokio::select! {
+                () = ended.cancelled() => return None,
+                () = shutdown.cancelled() => return None,
+                r = changes.changed() => {
+                    r.ok()?;
+                    list_changed_events()
+                }
+                _ = tick.tick() => Bytes::from_static(b": keep-alive\n\n"),
+            };
+            Some((Ok::<Bytes, std::convert::Infallible>(item), (changes, tick)))
+        }
+    });
+    sse_response(Body::from_stream(stream))
+}
+
+/// How often an idle GET stream gets a comment line.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+fn list_changed_events() -> Bytes {
+    let mut out = Vec::new();
+    for method in [
+        "notifications/tools/list_changed",
+        "notifications/resources/list_changed",
+        "notifications/prompts/list_changed",
+    ] {
+        out.extend_from_slice(&sse_event(
+            format!(r#"{{"jsonrpc":"2.0","method":"{method}"}}"#).as_bytes(),
+        ));
+    }
+    Bytes::from(out)
+}
+
+fn sse_response(body: Body) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Sends a provider's server-to-client requests (sampling, elicitation,
+/// roots) to a 2025 session's client on the call's reply stream, and waits
+/// for the answer the client POSTs.
+struct SessionAsker {
+    entry: Arc<SessionEntry>,
+    out: mpsc::Sender<Bytes>,
+}
+
+impl ClientRequests for SessionAsker {
+    fn request(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> futures::future::BoxFuture<'static, Result<serde_json::Value, ErrorData>> {
+        let entry = self.entry.clone();
+        let out = self.out.clone();
+        Box::pin(async move {
+            let (pending, answer) = entry.ask();
+            let message = serde_json::json!({
+                "jsonrpc": "2.0", "id": pending.id, "method": method, "params": params,
+            });
+            let gone = || ErrorData::internal_error("the client's reply stream is closed", None);
+            out.send(sse_event(message.to_string().as_bytes()))
+                .await
+                .map_err(|_| gone())?;
+            tokio::select! {
+                a = answer => a.map_err(|_| gone())?,
+                () = entry.ended().cancelled() => Err(ErrorData::internal_error("the session ended", None)),
+            }
+        })
     }
 }
 
@@ -334,62 +564,35 @@ fn session_cap(front: &McpFront, principal: &str, id: &RequestId) -> Option<Resp
     ))
 }
 
-/// Which era the request belongs to, when the front may serve it: a
-/// well-formed stateless 2026-07-28 request, or one of an initialized 2025
-/// session. Anything unusual is left to rmcp, whose answers (errors
-/// included) are the reference.
-fn era_of(
-    headers: &HeaderMap,
-    method: &str,
-    envelope: &Envelope<'_>,
-    entry: Option<&Arc<SessionEntry>>,
-    has_session: bool,
-) -> Option<Era> {
-    let version = single(headers, VERSION_HEADER);
-    if has_session {
-        let entry = entry?;
-        entry.link()?;
-        // A known 2025-era version (or none: 2025-03-26), no per-request
-        // metadata of the sessionless era.
-        let known = version.is_none_or(|v| {
-            v < ProtocolVersion::V_2026_07_28.as_str()
-                && ProtocolVersion::KNOWN_VERSIONS
-                    .iter()
-                    .any(|k| k.as_str() == v)
-        });
-        let meta = meta_of(envelope.params);
-        if !known
-            || meta
-                .as_ref()
-                .is_some_and(|m| m.protocol_version().is_some())
+/// Whether a session-less request is a well-formed stateless 2026-07-28
+/// one the front serves: the version header and `_meta` agree on 2026-07-28,
+/// the client's capabilities are there, and the SEP-2243 headers are plain
+/// and match the body. Anything unusual is left to rmcp, whose answers
+/// (errors included) are the reference.
+fn stateless_request(headers: &HeaderMap, method: &str, envelope: &Envelope<'_>) -> bool {
+    let check = || -> Option<()> {
+        if single(headers, VERSION_HEADER)? != ProtocolVersion::V_2026_07_28.as_str() {
+            return None;
+        }
+        let meta = meta_of(envelope.params)?;
+        let declared = meta.protocol_version()?;
+        if declared.as_str() != ProtocolVersion::V_2026_07_28.as_str()
+            || !meta.missing_required_keys(&declared).is_empty()
+            || single(headers, "mcp-method")? != method
+            || headers.keys().any(|k| k.as_str().starts_with("mcp-param-"))
         {
             return None;
         }
-        return Some(Era::Session(entry.clone()));
-    }
-    // Sessionless: the version header and `_meta` agree on 2026-07-28, the
-    // client's capabilities are there, and the SEP-2243 headers are plain
-    // and match the body.
-    if version? != ProtocolVersion::V_2026_07_28.as_str() {
-        return None;
-    }
-    let meta = meta_of(envelope.params)?;
-    let declared = meta.protocol_version()?;
-    if declared.as_str() != ProtocolVersion::V_2026_07_28.as_str()
-        || !meta.missing_required_keys(&declared).is_empty()
-        || single(headers, "mcp-method")? != method
-        || headers.keys().any(|k| k.as_str().starts_with("mcp-param-"))
-    {
-        return None;
-    }
-    if method == "tools/call" {
-        let name = tool_name(envelope.params)?;
-        let header = single(headers, "mcp-name")?;
-        if header != name || header.starts_with("=?base64?") {
-            return None;
+        if method == "tools/call" {
+            let name = tool_name(envelope.params)?;
+            let header = single(headers, "mcp-name")?;
+            if header != name || header.starts_with("=?base64?") {
+                return None;
+            }
         }
-    }
-    Some(Era::Stateless)
+        Some(())
+    };
+    check().is_some()
 }
 
 /// The one value of header `name` (none if absent, repeated or not text).
@@ -446,7 +649,10 @@ fn is_json_post(headers: &HeaderMap) -> bool {
     json && accepts_json && accepts_sse
 }
 
-/// Serves one `tools/call` or `tools/list`.
+/// Serves one request: a stateless `tools/call` or `tools/list`, or any
+/// request of a 2025 session. The reply is JSON when the work ends before it
+/// sends anything; from the first progress notification or request to the
+/// client on, it is an event stream carrying them in order, the result last.
 async fn answer(
     front: &McpFront,
     parts: &http::request::Parts,
@@ -456,94 +662,66 @@ async fn answer(
     era: Era,
 ) -> Response {
     let stateless = matches!(era, Era::Stateless);
-    let invalid = |e: serde_json::Error| {
-        finish(
-            id,
-            Err(ErrorData::invalid_params(
-                format!("invalid params: {e}"),
-                None,
-            )),
-            stateless,
-        )
-    };
-    let (server, meta, peer, capabilities) = match &era {
+    let meta = meta_of(params).unwrap_or_default();
+    let ext = &parts.extensions;
+    let (server, capabilities) = match &era {
         Era::Stateless => (
             AggregatingServer::new(front.backend.clone()),
-            meta_of(params),
-            None,
-            None,
+            meta.client_capabilities(),
         ),
-        Era::Session(entry) => {
-            let Some(link) = entry.link() else {
-                return session_not_found();
-            };
-            (
-                AggregatingServer::for_session(front.backend.clone(), link.client_key),
-                meta_of(params),
-                Some(link.peer.clone()),
-                link.capabilities(),
-            )
-        }
+        Era::Session(entry) => (
+            AggregatingServer::for_session(front.backend.clone(), entry.client_key),
+            Some(entry.capabilities.clone()),
+        ),
     };
-    let meta = meta.unwrap_or_default();
-    let ext = &parts.extensions;
-    let mut incoming = Incoming {
+    let progress_token = meta.get_progress_token();
+    let (progress_tx, mut progress_rx) = mpsc::channel(PROGRESS_QUEUE);
+    let (asks_tx, mut asks_rx) = mpsc::channel::<Bytes>(ASK_QUEUE);
+    let incoming = Incoming {
         caller: ext.get::<CallerId>().map(|c| c.0.clone()),
         roles: ext
             .get::<CallerRoles>()
             .map_or_else(|| Arc::from(Vec::new()), |r| r.0.clone()),
         can_call: ext.get::<CallerCanCall>().is_none_or(|c| c.0),
         stateless,
-        capabilities: capabilities.or_else(|| meta.client_capabilities()),
-        progress_token: meta.get_progress_token(),
+        capabilities,
+        progress: match progress_token {
+            Some(_) => ProgressSink::Channel(progress_tx),
+            None => ProgressSink::None,
+        },
+        progress_token,
         ct: CancellationToken::new(),
         trace: TraceContext::from_meta(&meta).or_else(|| {
             let value = |name: &str| single(&parts.headers, name);
             TraceContext::new(value("traceparent")?, value("tracestate"))
         }),
-        peer,
-        progress: ProgressSink::None,
-    };
-
-    if method == "tools/list" {
-        if let Some(p) = params
-            && let Err(e) = serde_json::from_str::<Option<PaginatedRequestParams>>(p.get())
-        {
-            return invalid(e);
-        }
-        let result = server.list_tools_as(&incoming).await;
-        return finish(id, Ok(ServerResult::ListToolsResult(result)), stateless);
-    }
-
-    let request: CallToolRequestParams = match params.map(|p| serde_json::from_str(p.get())) {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => return invalid(e),
-        None => return invalid(serde::de::Error::missing_field("params")),
+        peer: match &era {
+            Era::Session(entry) => Some(ClientPeer::Front(Arc::new(SessionAsker {
+                entry: entry.clone(),
+                out: asks_tx,
+            }))),
+            Era::Stateless => None,
+        },
     };
     // A 2025 session's client cancels by notification: remember the call.
     let registered = match &era {
         Era::Session(entry) => Some(entry.track_inflight(id.clone(), incoming.ct.clone())),
         Era::Stateless => None,
     };
-    if incoming.progress_token.is_none() {
-        let result = server.call_tool_as(request, incoming).await;
-        return finish(id, result.map(ServerResult::from), stateless);
-    }
-    // With a progress token the reply may have to stream: JSON if the call
-    // ends before any progress, else SSE from the first notification on.
-    let (tx, mut rx) = mpsc::channel(PROGRESS_QUEUE);
-    incoming.progress = ProgressSink::Channel(tx);
-    let mut call = Box::pin(async move { server.call_tool_as(request, incoming).await });
+    let work = match work(server, method, params, incoming) {
+        Ok(work) => work,
+        Err(e) => return finish(id, Err(e), stateless),
+    };
+    let mut work = Box::pin(work);
     let first = tokio::select! {
         biased;
-        result = &mut call => {
-            return finish(id, result.map(ServerResult::from), stateless);
-        }
-        Some(p) = rx.recv() => p,
+        result = &mut work => return finish(id, result, stateless),
+        Some(p) = progress_rx.recv() => progress_event(p),
+        Some(ask) = asks_rx.recv() => ask,
     };
     let id = id.clone();
-    let mut queue = VecDeque::from([progress_event(first)]);
-    let mut call = Some(call);
+    let mut queue = VecDeque::from([first]);
+    let mut work = Some(work);
     let stream = futures::stream::poll_fn(move |cx| {
         use std::task::Poll;
         // The session's record of the call lives as long as the stream.
@@ -552,35 +730,101 @@ async fn answer(
             if let Some(event) = queue.pop_front() {
                 return Poll::Ready(Some(Ok::<Bytes, std::convert::Infallible>(event)));
             }
-            let Some(running) = call.as_mut() else {
+            let Some(running) = work.as_mut() else {
                 return Poll::Ready(None);
             };
-            if let Poll::Ready(Some(p)) = rx.poll_recv(cx) {
+            if let Poll::Ready(Some(p)) = progress_rx.poll_recv(cx) {
                 queue.push_back(progress_event(p));
+                continue;
+            }
+            if let Poll::Ready(Some(ask)) = asks_rx.poll_recv(cx) {
+                queue.push_back(ask);
                 continue;
             }
             match running.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(result) => {
-                    call = None;
+                    work = None;
                     // Progress sent before the result goes first.
-                    while let Ok(p) = rx.try_recv() {
+                    while let Ok(p) = progress_rx.try_recv() {
                         queue.push_back(progress_event(p));
                     }
-                    let body = reply_body(&id, result.map(ServerResult::from), stateless);
-                    queue.push_back(sse_event(&body));
+                    queue.push_back(sse_event(&reply_body(&id, result, stateless)));
                 }
             }
         }
     });
-    (
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        Body::from_stream(stream),
-    )
-        .into_response()
+    sse_response(Body::from_stream(stream))
+}
+
+/// The work of `method` (a parse error of its params is the error).
+fn work(
+    server: AggregatingServer<Engine>,
+    method: &str,
+    params: Option<&RawValue>,
+    incoming: Incoming,
+) -> Result<futures::future::BoxFuture<'static, Result<ServerResult, ErrorData>>, ErrorData> {
+    fn parse<T: serde::de::DeserializeOwned>(params: Option<&RawValue>) -> Result<T, ErrorData> {
+        serde_json::from_str(params.map_or("null", |p| p.get()))
+            .map_err(|e| ErrorData::invalid_params(format!("invalid params: {e}"), None))
+    }
+    Ok(match method {
+        "tools/call" => {
+            let request: CallToolRequestParams = parse(params)?;
+            Box::pin(async move {
+                server
+                    .call_tool_as(request, incoming)
+                    .await
+                    .map(ServerResult::from)
+            })
+        }
+        "resources/read" => {
+            let request: ReadResourceRequestParams = parse(params)?;
+            Box::pin(async move {
+                server
+                    .read_resource_as(request, incoming)
+                    .await
+                    .map(ServerResult::from)
+            })
+        }
+        "prompts/get" => {
+            let request: GetPromptRequestParams = parse(params)?;
+            Box::pin(async move {
+                server
+                    .get_prompt_as(request, incoming)
+                    .await
+                    .map(ServerResult::from)
+            })
+        }
+        list => {
+            // Listings take an optional cursor; the whole list is one page.
+            let _: Option<PaginatedRequestParams> = parse(params)?;
+            let list = list.to_owned();
+            Box::pin(async move {
+                Ok(match list.as_str() {
+                    "tools/list" => {
+                        ServerResult::ListToolsResult(server.list_tools_as(&incoming).await)
+                    }
+                    "resources/list" => {
+                        ServerResult::ListResourcesResult(server.list_resources_as(&incoming).await)
+                    }
+                    "resources/templates/list" => ServerResult::ListResourceTemplatesResult(
+                        server.list_resource_templates_as(&incoming).await,
+                    ),
+                    "prompts/list" => {
+                        ServerResult::ListPromptsResult(server.list_prompts_as(&incoming).await)
+                    }
+                    other => {
+                        return Err(ErrorData::new(
+                            ErrorCode::METHOD_NOT_FOUND,
+                            format!("method not found: {other}"),
+                            None,
+                        ));
+                    }
+                })
+            })
+        }
+    })
 }
 
 fn progress_event(p: ProgressNotificationParam) -> Bytes {

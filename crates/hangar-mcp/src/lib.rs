@@ -6,7 +6,8 @@
 //!   resources and prompts, with routing.
 //! - [`server`]: [`AggregatingServer`], the MCP server handler clients talk
 //!   to, behind the small [`Backend`] trait the runtime implements.
-//! - [`sessions`]: the 2025-era sessions Hangar's own `/mcp` front serves.
+//! - [`sessions`]: the 2025-era sessions Hangar's own `/mcp` front serves
+//!   (small entries, no task per session).
 //! - [`remote`]: the Streamable HTTP client transport of remote providers
 //!   (their headers, never the caller's; link-local addresses refused).
 //!
@@ -36,7 +37,8 @@ pub use server::{
     AggregatingServer, Backend, BackendError, CallReport, CallerCanCall, CallerId, CallerRoles,
     Incoming, Lease,
 };
-pub use sessions::{SessionEntry, SessionLink, SessionTable};
+pub use sessions::{ClientAnswer, SessionEntry, SessionInit, SessionTable};
 pub use upstream::{
-    DownstreamCall, EventSink, ProgressSink, ProviderListing, Upstream, UpstreamEvent,
+    ClientPeer, ClientRequests, DownstreamCall, EventSink, ProgressSink, ProviderListing, Upstream,
+    UpstreamEvent,
 };

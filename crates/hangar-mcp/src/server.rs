@@ -22,7 +22,7 @@ use rmcp::model::{
     SubscriptionFilter,
 };
 use rmcp::model::{ClientCapabilities, ProgressToken};
-use rmcp::service::{NotificationContext, Peer, RequestContext, SubscriptionContext};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +32,7 @@ use crate::catalog::Catalog;
 use crate::error::UpstreamError;
 use crate::gate::{Approval, AuditOutcome, AuditVerdict, CallAudit, HeldCall, Questioner};
 use crate::trace::TraceContext;
-use crate::upstream::{DownstreamCall, ProgressSink, Upstream};
+use crate::upstream::{ClientPeer, DownstreamCall, ProgressSink, Upstream};
 
 /// A provider connection handed out for one request. Dropping it ends the
 /// request's use of the provider (the runtime counts in-flight calls with it).
@@ -150,8 +150,9 @@ pub struct Incoming {
     pub ct: CancellationToken,
     /// The client's trace context (`_meta`, else the HTTP headers).
     pub trace: Option<TraceContext>,
-    /// The client's session, for a provider's server-to-client requests.
-    pub peer: Option<Peer<RoleServer>>,
+    /// Where a provider's server-to-client requests go (`None`: the client
+    /// takes none).
+    pub peer: Option<ClientPeer>,
     /// Where progress goes.
     pub progress: ProgressSink,
 }
@@ -180,7 +181,7 @@ impl Incoming {
             progress_token,
             ct: context.ct.clone(),
             trace: incoming_trace(context),
-            peer: Some(context.peer.clone()),
+            peer: Some(ClientPeer::Rmcp(context.peer.clone())),
         }
     }
 }
@@ -274,7 +275,6 @@ static NEXT_CLIENT_KEY: AtomicU64 = AtomicU64::new(1);
 pub struct AggregatingServer<B: Backend> {
     backend: Arc<B>,
     client_key: u64,
-    sessions: Option<Arc<crate::sessions::SessionTable>>,
 }
 
 impl<B: Backend> Clone for AggregatingServer<B> {
@@ -282,7 +282,6 @@ impl<B: Backend> Clone for AggregatingServer<B> {
         Self {
             backend: self.backend.clone(),
             client_key: self.client_key,
-            sessions: self.sessions.clone(),
         }
     }
 }
@@ -290,31 +289,25 @@ impl<B: Backend> Clone for AggregatingServer<B> {
 impl<B: Backend> AggregatingServer<B> {
     /// A handler for one client session.
     pub fn new(backend: Arc<B>) -> Self {
-        Self {
-            backend,
-            client_key: NEXT_CLIENT_KEY.fetch_add(1, Ordering::Relaxed),
-            sessions: None,
-        }
+        Self::for_session(backend, Self::next_client_key())
     }
 
-    /// A handler whose 2025-era sessions are recorded in `sessions` once
-    /// initialized (see [`crate::sessions`]), so Hangar's own front can serve
-    /// their calls.
-    pub fn with_sessions(backend: Arc<B>, sessions: Arc<crate::sessions::SessionTable>) -> Self {
-        Self {
-            sessions: Some(sessions),
-            ..Self::new(backend)
-        }
+    /// A fresh session number (see [`crate::sessions::SessionEntry::client_key`]).
+    pub fn next_client_key() -> u64 {
+        NEXT_CLIENT_KEY.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The handler of an initialized session (its number, see
-    /// [`crate::sessions::SessionLink`]).
+    /// The handler of the session numbered `client_key`.
     pub fn for_session(backend: Arc<B>, client_key: u64) -> Self {
         Self {
             backend,
             client_key,
-            sessions: None,
         }
+    }
+
+    /// Bumped whenever the catalog changes (drives `list_changed`).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.backend.changes()
     }
 
     async fn catalog_listed(&self) -> Arc<Catalog> {
@@ -550,6 +543,128 @@ fn unknown_tool(name: &str) -> ErrorData {
 }
 
 impl<B: Backend> AggregatingServer<B> {
+    /// `resources/list` for `incoming` (what a policy denies is not shown).
+    pub async fn list_resources_as(&self, incoming: &Incoming) -> ListResourcesResult {
+        let catalog = self.catalog_listed().await;
+        let caller = tool_call::Caller::of(incoming);
+        let resources = catalog
+            .resources()
+            .iter()
+            .filter(|r| {
+                catalog.resolve_resource(&r.uri).is_none_or(|p| {
+                    caller.verdict(self.backend.as_ref(), PolicyKind::Resource, p, &r.uri)
+                        != Effect::Deny
+                })
+            })
+            .cloned()
+            .collect();
+        ListResourcesResult::with_all_items(resources)
+    }
+
+    /// `resources/templates/list` for `incoming`.
+    pub async fn list_resource_templates_as(
+        &self,
+        incoming: &Incoming,
+    ) -> ListResourceTemplatesResult {
+        let catalog = self.catalog_listed().await;
+        let caller = tool_call::Caller::of(incoming);
+        let templates = catalog
+            .resource_templates_by_provider()
+            .filter(|(t, p)| {
+                caller.verdict(
+                    self.backend.as_ref(),
+                    PolicyKind::Resource,
+                    p,
+                    &t.uri_template,
+                ) != Effect::Deny
+            })
+            .map(|(t, _)| t.clone())
+            .collect();
+        ListResourceTemplatesResult::with_all_items(templates)
+    }
+
+    /// `resources/read` for `incoming` (policies, approval, audit; a denied
+    /// resource does not exist).
+    pub async fn read_resource_as(
+        &self,
+        request: ReadResourceRequestParams,
+        incoming: Incoming,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        check_can_call(&incoming, "resources/read")?;
+        let catalog = self.catalog_listed().await;
+        let not_found =
+            || ErrorData::resource_not_found(format!("Resource not found: {}", request.uri), None);
+        let provider = catalog
+            .resolve_resource(&request.uri)
+            .map(str::to_owned)
+            .ok_or_else(not_found)?;
+        drop(catalog);
+        let uri = request.uri.clone();
+        let gated = self
+            .gate(&incoming, PolicyKind::Resource, &provider, &uri, None)
+            .await?;
+        let Some(admitted) = gated else {
+            // A denied resource does not exist.
+            return Err(not_found());
+        };
+        admitted.forward(&request).await
+    }
+
+    /// `prompts/list` for `incoming`.
+    pub async fn list_prompts_as(&self, incoming: &Incoming) -> ListPromptsResult {
+        let catalog = self.catalog_listed().await;
+        let caller = tool_call::Caller::of(incoming);
+        let prompts = catalog
+            .prompts()
+            .iter()
+            .filter(|p| {
+                catalog.resolve_prompt(&p.name).is_none_or(|r| {
+                    caller.verdict(
+                        self.backend.as_ref(),
+                        PolicyKind::Prompt,
+                        &r.provider,
+                        &r.prompt,
+                    ) != Effect::Deny
+                })
+            })
+            .cloned()
+            .collect();
+        ListPromptsResult::with_all_items(prompts)
+    }
+
+    /// `prompts/get` for `incoming` (policies, approval, audit; a denied
+    /// prompt does not exist).
+    pub async fn get_prompt_as(
+        &self,
+        mut request: GetPromptRequestParams,
+        incoming: Incoming,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        check_can_call(&incoming, "prompts/get")?;
+        let catalog = self.catalog_listed().await;
+        let unknown =
+            || ErrorData::invalid_params(format!("Unknown prompt: {}", request.name), None);
+        let route = catalog
+            .resolve_prompt(&request.name)
+            .cloned()
+            .ok_or_else(unknown)?;
+        drop(catalog);
+        let gated = self
+            .gate(
+                &incoming,
+                PolicyKind::Prompt,
+                &route.provider,
+                &route.prompt,
+                request.arguments.as_ref(),
+            )
+            .await?;
+        let Some(admitted) = gated else {
+            // A denied prompt does not exist.
+            return Err(unknown());
+        };
+        request.name = route.prompt;
+        admitted.forward(&request).await
+    }
+
     /// `tools/list` for `incoming`: every tool but those a policy denies to
     /// the caller.
     pub async fn list_tools_as(&self, incoming: &Incoming) -> ListToolsResult {
@@ -768,20 +883,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let catalog = self.catalog_listed().await;
-        let caller = tool_call::Caller::of(&Incoming::of(&context));
-        let resources = catalog
-            .resources()
-            .iter()
-            .filter(|r| {
-                catalog.resolve_resource(&r.uri).is_none_or(|p| {
-                    caller.verdict(self.backend.as_ref(), PolicyKind::Resource, p, &r.uri)
-                        != Effect::Deny
-                })
-            })
-            .cloned()
-            .collect();
-        Ok(ListResourcesResult::with_all_items(resources))
+        Ok(self.list_resources_as(&Incoming::of(&context)).await)
     }
 
     async fn list_resource_templates(
@@ -789,21 +891,9 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        let catalog = self.catalog_listed().await;
-        let caller = tool_call::Caller::of(&Incoming::of(&context));
-        let templates = catalog
-            .resource_templates_by_provider()
-            .filter(|(t, p)| {
-                caller.verdict(
-                    self.backend.as_ref(),
-                    PolicyKind::Resource,
-                    p,
-                    &t.uri_template,
-                ) != Effect::Deny
-            })
-            .map(|(t, _)| t.clone())
-            .collect();
-        Ok(ListResourceTemplatesResult::with_all_items(templates))
+        Ok(self
+            .list_resource_templates_as(&Incoming::of(&context))
+            .await)
     }
 
     async fn read_resource(
@@ -811,25 +901,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let incoming = Incoming::of(&context);
-        check_can_call(&incoming, "resources/read")?;
-        let catalog = self.catalog_listed().await;
-        let not_found =
-            || ErrorData::resource_not_found(format!("Resource not found: {}", request.uri), None);
-        let provider = catalog
-            .resolve_resource(&request.uri)
-            .map(str::to_owned)
-            .ok_or_else(not_found)?;
-        drop(catalog);
-        let uri = request.uri.clone();
-        let gated = self
-            .gate(&incoming, PolicyKind::Resource, &provider, &uri, None)
-            .await?;
-        let Some(admitted) = gated else {
-            // A denied resource does not exist.
-            return Err(not_found());
-        };
-        admitted.forward(&request).await
+        self.read_resource_as(request, Incoming::of(&context)).await
     }
 
     async fn list_prompts(
@@ -837,56 +909,15 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let catalog = self.catalog_listed().await;
-        let caller = tool_call::Caller::of(&Incoming::of(&context));
-        let prompts = catalog
-            .prompts()
-            .iter()
-            .filter(|p| {
-                catalog.resolve_prompt(&p.name).is_none_or(|r| {
-                    caller.verdict(
-                        self.backend.as_ref(),
-                        PolicyKind::Prompt,
-                        &r.provider,
-                        &r.prompt,
-                    ) != Effect::Deny
-                })
-            })
-            .cloned()
-            .collect();
-        Ok(ListPromptsResult::with_all_items(prompts))
+        Ok(self.list_prompts_as(&Incoming::of(&context)).await)
     }
 
     async fn get_prompt(
         &self,
-        mut request: GetPromptRequestParams,
+        request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let incoming = Incoming::of(&context);
-        check_can_call(&incoming, "prompts/get")?;
-        let catalog = self.catalog_listed().await;
-        let unknown =
-            || ErrorData::invalid_params(format!("Unknown prompt: {}", request.name), None);
-        let route = catalog
-            .resolve_prompt(&request.name)
-            .cloned()
-            .ok_or_else(unknown)?;
-        drop(catalog);
-        let gated = self
-            .gate(
-                &incoming,
-                PolicyKind::Prompt,
-                &route.provider,
-                &route.prompt,
-                request.arguments.as_ref(),
-            )
-            .await?;
-        let Some(admitted) = gated else {
-            // A denied prompt does not exist.
-            return Err(unknown());
-        };
-        request.name = route.prompt;
-        admitted.forward(&request).await
+        self.get_prompt_as(request, Incoming::of(&context)).await
     }
 
     async fn set_level(
@@ -900,20 +931,6 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         // A 2025-era session: push list changes to it until it goes away.
         let mut changes = self.backend.changes();
-        let session = context
-            .extensions
-            .get::<http::request::Parts>()
-            .and_then(|p| p.headers.get("mcp-session-id"))
-            .and_then(|v| v.to_str().ok());
-        if let (Some(table), Some(id)) = (&self.sessions, session) {
-            table.link(
-                id,
-                crate::sessions::SessionLink {
-                    peer: context.peer.clone(),
-                    client_key: self.client_key,
-                },
-            );
-        }
         let peer = context.peer;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(30));

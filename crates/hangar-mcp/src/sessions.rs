@@ -1,53 +1,45 @@
-//! The 2025-era MCP sessions: who opened each, when it was last used, and
-//! (once the client sent `notifications/initialized`) the link Hangar's own
-//! `/mcp` front needs to serve the session's calls in the request's task.
+//! The 2025-era MCP sessions Hangar's own `/mcp` front serves.
 //!
-//! A session is a small entry here (the principal, a last-use time, the
-//! session's peer handle). What makes a 2025 session a session (the client's
-//! `initialize` parameters) lives with the peer; nothing in this table is
-//! needed to serve a 2026-07-28 request, which carries everything itself.
+//! A session is what its client said in `initialize` (protocol version and
+//! capabilities) plus the principal that opened it, a last-use time, the
+//! calls in flight (so `notifications/cancelled` reaches them) and the
+//! requests Hangar sent the client and awaits answers to. It is a small entry
+//! in one map: no task, no channel, until a request needs one. Nothing in
+//! this table is needed to serve a 2026-07-28 request, which carries
+//! everything itself.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use rmcp::RoleServer;
-use rmcp::model::{ClientCapabilities, RequestId};
-use rmcp::service::Peer;
+use rmcp::ErrorData;
+use rmcp::model::{ClientCapabilities, ProtocolVersion, RequestId};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-/// What serving a session's request needs besides the request itself.
-#[derive(Debug, Clone)]
-pub struct SessionLink {
-    /// The session's peer: its client capabilities, and where a provider's
-    /// server-to-client requests (sampling, elicitation, roots) go.
-    pub peer: Peer<RoleServer>,
-    /// The session's number (equal for requests of one session; decides
-    /// whether a provider's request to "the client" is unambiguous).
-    pub client_key: u64,
-}
-
-impl SessionLink {
-    /// The capabilities the client declared in `initialize`.
-    pub fn capabilities(&self) -> Option<ClientCapabilities> {
-        self.peer.peer_info().map(|i| i.capabilities.clone())
-    }
-}
+/// The answer a client POSTs to a request Hangar sent it.
+pub type ClientAnswer = Result<serde_json::Value, ErrorData>;
 
 /// One session.
 #[derive(Debug)]
 pub struct SessionEntry {
     principal: String,
+    /// The negotiated protocol version.
+    pub protocol_version: ProtocolVersion,
+    /// What the client declared in `initialize`.
+    pub capabilities: ClientCapabilities,
+    /// This session's number (equal for requests of one session; decides
+    /// whether a provider's request to "the client" is unambiguous).
+    pub client_key: u64,
     last_used_ms: AtomicU64,
-    link: OnceLock<SessionLink>,
-    /// The client sent `notifications/initialized` (the link follows as soon
-    /// as rmcp's session worker has handled it).
-    initialized: std::sync::atomic::AtomicBool,
-    linked: tokio::sync::Notify,
-    /// Calls of this session the front is serving, by JSON-RPC id, so the
-    /// client's `notifications/cancelled` reaches them.
+    /// Cancelled when the session ends (its GET stream closes).
+    ended: CancellationToken,
+    /// Calls of this session being served, by JSON-RPC id.
     inflight: Mutex<HashMap<RequestId, CancellationToken>>,
+    /// Requests sent to the client, awaiting its answer, by id.
+    asked: Mutex<HashMap<RequestId, oneshot::Sender<ClientAnswer>>>,
+    next_ask: AtomicU64,
 }
 
 /// Keeps a call in its session's in-flight map until dropped.
@@ -59,8 +51,27 @@ pub struct InflightCall {
 
 impl Drop for InflightCall {
     fn drop(&mut self) {
-        self.entry.inflight().remove(&self.id);
+        lock(&self.entry.inflight).remove(&self.id);
     }
+}
+
+/// Keeps a request to the client pending until dropped.
+#[derive(Debug)]
+pub struct PendingAsk {
+    entry: Arc<SessionEntry>,
+    /// The request's id (what the client answers to).
+    pub id: RequestId,
+}
+
+impl Drop for PendingAsk {
+    fn drop(&mut self) {
+        lock(&self.entry.asked).remove(&self.id);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means a panic elsewhere; the map stays valid.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl SessionEntry {
@@ -69,16 +80,15 @@ impl SessionEntry {
         &self.principal
     }
 
-    fn inflight(&self) -> MutexGuard<'_, HashMap<RequestId, CancellationToken>> {
-        self.inflight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Cancelled when the session ends.
+    pub fn ended(&self) -> &CancellationToken {
+        &self.ended
     }
 
     /// Records a call in flight (until the returned guard drops); `ct` is
     /// cancelled when the client cancels request `id`.
     pub fn track_inflight(self: &Arc<Self>, id: RequestId, ct: CancellationToken) -> InflightCall {
-        self.inflight().insert(id.clone(), ct);
+        lock(&self.inflight).insert(id.clone(), ct);
         InflightCall {
             entry: self.clone(),
             id,
@@ -87,32 +97,46 @@ impl SessionEntry {
 
     /// The cancellation token of call `id`, if it is in flight.
     pub fn take_inflight(&self, id: &RequestId) -> Option<CancellationToken> {
-        self.inflight().remove(id)
+        lock(&self.inflight).remove(id)
     }
 
-    /// Records that the client sent `notifications/initialized`.
-    pub fn mark_initialized(&self) {
-        self.initialized.store(true, Ordering::Release);
+    /// A new request to the client: its id, the guard keeping it pending, and
+    /// where its answer arrives.
+    pub fn ask(self: &Arc<Self>) -> (PendingAsk, oneshot::Receiver<ClientAnswer>) {
+        let n = self.next_ask.fetch_add(1, Ordering::Relaxed);
+        let id = RequestId::String(format!("hangar-{n}").into());
+        let (tx, rx) = oneshot::channel();
+        lock(&self.asked).insert(id.clone(), tx);
+        (
+            PendingAsk {
+                entry: self.clone(),
+                id,
+            },
+            rx,
+        )
     }
 
-    /// The session's link; when the client has sent `notifications/initialized`
-    /// but rmcp has not handled it yet, waits for it up to `within`.
-    pub async fn linked(&self, within: Duration) -> Option<&SessionLink> {
-        if self.link.get().is_none() && self.initialized.load(Ordering::Acquire) {
-            let notified = self.linked.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.link.get().is_none() {
-                let _ = tokio::time::timeout(within, notified).await;
+    /// Delivers the client's answer to request `id`; false if none is pending.
+    pub fn answer(&self, id: &RequestId, answer: ClientAnswer) -> bool {
+        match lock(&self.asked).remove(id) {
+            Some(tx) => {
+                let _ = tx.send(answer);
+                true
             }
+            None => false,
         }
-        self.link()
     }
+}
 
-    /// The session's link, once it is initialized and still open.
-    pub fn link(&self) -> Option<&SessionLink> {
-        self.link.get().filter(|l| !l.peer.is_transport_closed())
-    }
+/// What a client said in `initialize`.
+#[derive(Debug, Clone)]
+pub struct SessionInit {
+    /// The negotiated protocol version.
+    pub protocol_version: ProtocolVersion,
+    /// The client's capabilities.
+    pub capabilities: ClientCapabilities,
+    /// The session's number.
+    pub client_key: u64,
 }
 
 /// Every open 2025-era session of this process.
@@ -133,7 +157,6 @@ impl Default for SessionTable {
 
 impl SessionTable {
     fn read(&self) -> RwLockReadGuard<'_, HashMap<Arc<str>, Arc<SessionEntry>>> {
-        // A poisoned lock only means a panic elsewhere; the map stays valid.
         self.entries
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -149,15 +172,18 @@ impl SessionTable {
         u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Records a session `principal` just opened.
-    pub fn open(&self, id: &str, principal: &str) {
+    /// Records a session `principal` just opened with `init`.
+    pub fn open(&self, id: &str, principal: &str, init: SessionInit) {
         let entry = SessionEntry {
             principal: principal.to_owned(),
+            protocol_version: init.protocol_version,
+            capabilities: init.capabilities,
+            client_key: init.client_key,
             last_used_ms: AtomicU64::new(self.now_ms()),
-            link: OnceLock::new(),
-            initialized: std::sync::atomic::AtomicBool::new(false),
-            linked: tokio::sync::Notify::new(),
+            ended: CancellationToken::new(),
             inflight: Mutex::default(),
+            asked: Mutex::default(),
+            next_ask: AtomicU64::new(1),
         };
         self.write().insert(Arc::from(id), Arc::new(entry));
     }
@@ -169,18 +195,13 @@ impl SessionTable {
         Some(entry)
     }
 
-    /// Attaches the link of an initialized session (ignored for a session
-    /// this table does not know).
-    pub fn link(&self, id: &str, link: SessionLink) {
-        if let Some(entry) = self.read().get(id) {
-            let _ = entry.link.set(link);
-            entry.linked.notify_waiters();
-        }
-    }
-
-    /// Forgets a session; true if it was known.
+    /// Ends a session; true if it was open.
     pub fn remove(&self, id: &str) -> bool {
-        self.write().remove(id).is_some()
+        let removed = self.write().remove(id);
+        if let Some(entry) = &removed {
+            entry.ended.cancel();
+        }
+        removed.is_some()
     }
 
     /// How many sessions are open.
@@ -201,19 +222,22 @@ impl SessionTable {
             .count()
     }
 
-    /// Sessions unused for `timeout` or more, and those whose connection
-    /// ended (their peer is closed).
+    /// Sessions unused for `timeout` or more.
     pub fn stale(&self, timeout: Duration) -> Vec<Arc<str>> {
         let now = self.now_ms();
         let limit = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         self.read()
             .iter()
-            .filter(|(_, e)| {
-                now.saturating_sub(e.last_used_ms.load(Ordering::Relaxed)) >= limit
-                    || e.link.get().is_some_and(|l| l.peer.is_transport_closed())
-            })
+            .filter(|(_, e)| now.saturating_sub(e.last_used_ms.load(Ordering::Relaxed)) >= limit)
             .map(|(id, _)| id.clone())
             .collect()
+    }
+
+    /// Ends every session (shutdown).
+    pub fn clear(&self) {
+        for (_, entry) in self.write().drain() {
+            entry.ended.cancel();
+        }
     }
 }
 
@@ -221,20 +245,26 @@ impl SessionTable {
 mod tests {
     use super::*;
 
+    fn init() -> SessionInit {
+        SessionInit {
+            protocol_version: ProtocolVersion::V_2025_06_18,
+            capabilities: ClientCapabilities::default(),
+            client_key: 1,
+        }
+    }
+
     #[test]
     fn sessions_are_counted_per_principal_and_forgotten() {
         let t = SessionTable::default();
-        t.open("a", "alice");
-        t.open("b", "alice");
-        t.open("c", "bob");
+        t.open("a", "alice", init());
+        t.open("b", "alice", init());
+        t.open("c", "bob", init());
         assert_eq!(t.len(), 3);
         assert_eq!(t.count_of("alice"), 2);
-        assert_eq!(
-            t.get("a").map(|e| e.principal().to_owned()).as_deref(),
-            Some("alice")
-        );
-        assert!(t.get("a").is_some_and(|e| e.link().is_none()));
+        let a = t.get("a").unwrap();
+        assert_eq!(a.principal(), "alice");
         assert!(t.remove("a"));
+        assert!(a.ended().is_cancelled());
         assert!(!t.remove("a"));
         assert!(t.get("a").is_none());
         assert_eq!(t.count_of("alice"), 1);
@@ -243,8 +273,24 @@ mod tests {
     #[test]
     fn only_unused_sessions_are_stale() {
         let t = SessionTable::default();
-        t.open("a", "alice");
+        t.open("a", "alice", init());
         assert!(t.stale(Duration::from_secs(60)).is_empty());
         assert_eq!(t.stale(Duration::ZERO), vec![Arc::<str>::from("a")]);
+    }
+
+    #[tokio::test]
+    async fn an_answer_reaches_the_request_it_is_for_once() {
+        let t = SessionTable::default();
+        t.open("a", "alice", init());
+        let e = t.get("a").unwrap();
+        let (pending, rx) = e.ask();
+        assert!(e.answer(&pending.id, Ok(serde_json::json!({"ok": true}))));
+        assert!(!e.answer(&pending.id, Ok(serde_json::json!({}))));
+        assert_eq!(rx.await.unwrap().unwrap()["ok"], true);
+        // A dropped request is no longer pending.
+        let (pending, _rx) = e.ask();
+        let id = pending.id.clone();
+        drop(pending);
+        assert!(!e.answer(&id, Ok(serde_json::json!({}))));
     }
 }

@@ -72,13 +72,97 @@ impl ProgressSink {
     }
 }
 
+/// What a client answering server-to-client requests does for Hangar's own
+/// front: send `method` with `params` to the client and await its answer.
+pub trait ClientRequests: Send + Sync {
+    /// One request to the client (the result's JSON, or its JSON-RPC error).
+    fn request(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> futures::future::BoxFuture<'static, Result<serde_json::Value, ErrorData>>;
+}
+
+/// Where a provider's server-to-client requests for a call go: the client's
+/// rmcp session (an in-process client) or Hangar's own front.
+#[derive(Clone)]
+pub enum ClientPeer {
+    /// An rmcp session.
+    Rmcp(Peer<RoleServer>),
+    /// Hangar's own `/mcp` front (the call's reply stream).
+    Front(Arc<dyn ClientRequests>),
+}
+
+impl std::fmt::Debug for ClientPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Rmcp(_) => "ClientPeer::Rmcp",
+            Self::Front(_) => "ClientPeer::Front",
+        })
+    }
+}
+
+impl ClientPeer {
+    async fn ask<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: impl serde::Serialize,
+    ) -> Result<T, ErrorData> {
+        let Self::Front(front) = self else {
+            return Err(ErrorData::internal_error("not a front peer", None));
+        };
+        let params = serde_json::to_value(params)
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let value = front.request(method, params).await?;
+        serde_json::from_value(value).map_err(|e| {
+            ErrorData::internal_error(format!("the client's answer to {method}: {e}"), None)
+        })
+    }
+
+    /// `sampling/createMessage` to the client.
+    pub async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        match self {
+            Self::Rmcp(peer) => peer
+                .create_message(params)
+                .await
+                .map_err(service_error_to_error_data),
+            Self::Front(_) => self.ask("sampling/createMessage", params).await,
+        }
+    }
+
+    /// `elicitation/create` to the client.
+    pub async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+    ) -> Result<ElicitResult, ErrorData> {
+        match self {
+            Self::Rmcp(peer) => peer
+                .create_elicitation(params)
+                .await
+                .map_err(service_error_to_error_data),
+            Self::Front(_) => self.ask("elicitation/create", params).await,
+        }
+    }
+
+    /// `roots/list` to the client.
+    pub async fn list_roots(&self) -> Result<rmcp::model::ListRootsResult, ErrorData> {
+        match self {
+            Self::Rmcp(peer) => peer.list_roots().await.map_err(service_error_to_error_data),
+            Self::Front(_) => self.ask("roots/list", serde_json::json!({})).await,
+        }
+    }
+}
+
 /// The downstream request an upstream request is made for.
 #[derive(Clone)]
 pub struct DownstreamCall {
     /// The client's session, which a provider's server-to-client requests
     /// (sampling, elicitation, roots) are sent to; `None` when the client
     /// takes none (2026-07-28).
-    pub peer: Option<Peer<RoleServer>>,
+    pub peer: Option<ClientPeer>,
     /// Where progress for this request goes.
     pub progress: ProgressSink,
     /// The client's progress token, when it asked for progress.
@@ -113,7 +197,7 @@ fn request_options(downstream: &DownstreamCall) -> PeerRequestOptions {
 
 struct InflightCall {
     client_key: u64,
-    peer: Option<Peer<RoleServer>>,
+    peer: Option<ClientPeer>,
     capabilities: Option<ClientCapabilities>,
     server_requests: bool,
     questioner: Option<Arc<dyn Questioner>>,
@@ -190,7 +274,7 @@ impl UpstreamHandler {
     fn route_client_request(
         &self,
         need: fn(&ClientCapabilities) -> bool,
-    ) -> Result<Peer<RoleServer>, ErrorData> {
+    ) -> Result<ClientPeer, ErrorData> {
         let inflight = lock(&self.shared.inflight);
         let mut chosen: Option<&InflightCall> = None;
         for call in inflight.values() {
@@ -265,11 +349,7 @@ impl UpstreamHandler {
             "sampling/createMessage" => {
                 let params: CreateMessageRequestParams = parse(params)?;
                 let peer = self.route_client_request(|c| c.sampling.is_some())?;
-                let result = peer
-                    .create_message(params)
-                    .await
-                    .map_err(service_error_to_error_data)?;
-                to_value(result)
+                to_value(peer.create_message(params).await?)
             }
             "elicitation/create" => {
                 let params: ElicitRequestParams = parse(params)?;
@@ -297,9 +377,7 @@ impl UpstreamHandler {
                 return ask.await;
             }
         };
-        peer.create_elicitation(params)
-            .await
-            .map_err(service_error_to_error_data)
+        peer.create_elicitation(params).await
     }
 
     /// Turns an elicitation into a pending question, naming the tool and caller
@@ -382,9 +460,7 @@ impl ClientHandler for UpstreamHandler {
         _context: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, ErrorData> {
         let peer = self.route_client_request(|c| c.sampling.is_some())?;
-        peer.create_message(params)
-            .await
-            .map_err(service_error_to_error_data)
+        peer.create_message(params).await
     }
 
     async fn create_elicitation(
