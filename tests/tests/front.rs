@@ -94,6 +94,11 @@ fn post_session(
         .body(body.to_string())
 }
 
+/// Sends `req` and returns its JSON body.
+async fn json_reply(req: reqwest::RequestBuilder) -> Value {
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 fn content_type(r: &reqwest::Response) -> String {
     r.headers()
         .get("content-type")
@@ -141,13 +146,7 @@ async fn calls_and_lists_are_answered_as_plain_json_in_both_eras() {
 
     // An unknown tool: the JSON-RPC error, in-band.
     let body = modern_call(3, "fx__nope", json!({}), json!({}));
-    let v: Value = post_modern(&server, ADMIN_KEY, &body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = json_reply(post_modern(&server, ADMIN_KEY, &body)).await;
     assert_eq!(v["error"]["code"], -32602, "{v}");
 
     // 2025 session: JSON too, without the 2026-07-28 fields.
@@ -165,13 +164,7 @@ async fn calls_and_lists_are_answered_as_plain_json_in_both_eras() {
     assert_eq!(v["result"]["content"][0]["text"], "old");
     assert!(v["result"].get("resultType").is_none(), "{v}");
     let list = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/list"});
-    let v: Value = post_session(&server, ADMIN_KEY, &id, &list)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = json_reply(post_session(&server, ADMIN_KEY, &id, &list)).await;
     assert!(v["result"].get("cacheScope").is_none(), "{v}");
     assert!(!v["result"]["tools"].as_array().unwrap().is_empty());
 }
@@ -390,13 +383,7 @@ async fn a_provider_speaking_only_the_2025_protocol_is_reached_through_initializ
     );
     let server = Server::start(&config).await;
     let body = modern_call(1, "old__echo", json!({"text": "via initialize"}), json!({}));
-    let v: Value = post_modern(&server, ADMIN_KEY, &body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = json_reply(post_modern(&server, ADMIN_KEY, &body)).await;
     assert_eq!(v["result"]["content"][0]["text"], "via initialize", "{v}");
     // A 2025 provider's result reaches a 2026-07-28 client with `resultType`.
     assert_eq!(v["result"]["resultType"], "complete");

@@ -27,6 +27,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use hangar_mcp::jsonrpc::Envelope;
 use hangar_mcp::rmcp::ErrorData;
 use hangar_mcp::rmcp::ServerHandler as _;
 use hangar_mcp::rmcp::model::{
@@ -119,21 +120,6 @@ impl McpFront {
             }
         });
     }
-}
-
-/// The JSON-RPC envelope of a POSTed message: only what routing needs.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(default)]
-    id: Option<RequestId>,
-    #[serde(default, borrow)]
-    method: Option<&'a str>,
-    #[serde(default, borrow)]
-    params: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    result: Option<&'a RawValue>,
-    #[serde(default)]
-    error: Option<ErrorData>,
 }
 
 /// `params` of `notifications/cancelled`.
@@ -265,7 +251,7 @@ pub(crate) async fn front(State(front): State<McpFront>, req: Request, next: Nex
     if let Some(entry) = entry {
         return session_message(&front, &parts, &envelope, entry).await;
     }
-    let served = match (envelope.method, &envelope.id) {
+    let served = match (envelope.method.as_deref(), &envelope.id) {
         (Some("initialize"), Some(id)) => {
             Some(initialize(&front, &parts, &principal, id, envelope.params))
         }
@@ -376,7 +362,7 @@ async fn session_message(
             ErrorData::invalid_request("unsupported MCP-Protocol-Version for this session", None),
         );
     }
-    match (envelope.method, &envelope.id) {
+    match (envelope.method.as_deref(), &envelope.id) {
         (Some(method), Some(id)) => match method {
             "ping" | "logging/setLevel" => finish(id, Ok(ServerResult::empty(())), false),
             "initialize" => finish(

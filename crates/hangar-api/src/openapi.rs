@@ -4,8 +4,8 @@
 //! `#[utoipa::path]` of the handlers that `app::api_router` registers (with
 //! `utoipa_axum::routes!`, so a route cannot be served without being
 //! documented), `/health` and `/openapi.json` likewise from `app`, and `/mcp`
-//! from the documentation-only operations below (it is rmcp's service, not an
-//! axum handler). [`document`] then adds what the middleware in front of the
+//! from the documentation-only operations below (it is `mcp_front`'s
+//! middleware in front of rmcp's service, not an axum handler). [`document`] then adds what the middleware in front of the
 //! routes does to every operation: the bearer security requirement and 401 on
 //! `/api/*` and `/mcp`, 403 for a disallowed `Origin`, 413 on bodies.
 
@@ -347,8 +347,8 @@ pub enum McpError {
     JsonRpc(JsonRpcMessage),
 }
 
-/// Documentation-only operations for `/mcp` (served by rmcp's
-/// `StreamableHttpService`, see `app::mcp_service`).
+/// Documentation-only operations for `/mcp` (served by `mcp_front` and, for
+/// what it leaves alone, rmcp's `StreamableHttpService`, see `app::mcp_service`).
 mod mcp_doc {
     #![allow(dead_code)]
 
@@ -386,12 +386,14 @@ mod mcp_doc {
             (status = 406, description = "`Accept` does not list both `application/json` and `text/event-stream`", body = McpError),
             (status = 413, description = "The body is larger than `server.max_body_bytes`", body = McpError),
             (status = 415, description = "The body is not `application/json`, or not a JSON-RPC message", body = McpError),
+            (status = 503, description = "`initialize` past `server.max_sessions` or `server.max_sessions_per_principal`", body = McpError),
         ),
     )]
     fn mcp_post() {}
 
-    /// Opens the session's server-to-client event stream (2025 era), or
-    /// resumes a stream after `Last-Event-ID`.
+    /// Opens the session's server-to-client event stream (2025 era):
+    /// `list_changed` notifications while the session lasts. Nothing is
+    /// replayed (`Last-Event-ID` is not used).
     #[utoipa::path(
         get,
         path = "/mcp",
@@ -401,13 +403,12 @@ mod mcp_doc {
         params(
             ("Mcp-Session-Id" = Option<String>, Header, description = "Session id"),
             ("MCP-Protocol-Version" = Option<String>, Header, description = "Negotiated protocol version"),
-            ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event"),
         ),
         responses(
             (status = 200, description = "Server-sent events", content_type = "text/event-stream", body = String),
             (status = 400, description = "Missing session id or bad protocol version", body = McpError),
             (status = 403, description = "The `Origin` or `Host` header is not allowed", body = McpError),
-            (status = 404, description = "Unknown or closed session", body = McpError),
+            (status = 404, description = "Unknown, expired or another principal's session", body = McpError),
             (status = 405, description = "No stream for this request (stateless era)", body = McpError),
             (status = 406, description = "`Accept` does not list `text/event-stream`", body = McpError),
         ),
@@ -426,9 +427,10 @@ mod mcp_doc {
             ("MCP-Protocol-Version" = Option<String>, Header, description = "Negotiated protocol version"),
         ),
         responses(
-            (status = 202, description = "Session closed (also when it was unknown)"),
+            (status = 200, description = "Session ended"),
             (status = 400, description = "Missing session id or bad protocol version", body = McpError),
             (status = 403, description = "The `Origin` or `Host` header is not allowed", body = McpError),
+            (status = 404, description = "Unknown, expired or another principal's session", body = McpError),
             (status = 405, description = "Sessions are not used in this protocol era (2026-07-28)", body = McpError),
         ),
     )]

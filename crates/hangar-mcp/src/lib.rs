@@ -19,6 +19,7 @@
 pub mod catalog;
 pub mod error;
 pub mod gate;
+pub mod jsonrpc;
 mod link;
 pub mod remote;
 pub mod server;

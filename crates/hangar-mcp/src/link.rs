@@ -15,7 +15,6 @@
 
 #![allow(deprecated)]
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,15 +26,15 @@ use rmcp::model::{
     ClientCapabilities, ClientJsonRpcMessage, ClientRequest, DiscoverRequest,
     DiscoverRequestParams, DiscoverResult, GetMeta, Implementation, InitializeRequest,
     InitializeRequestParams, InitializeResult, NumberOrString, ProgressNotificationParam,
-    ProtocolVersion, RequestId, RequestMetaObject, ServerPeerInfo,
+    ProtocolVersion, RequestMetaObject, ServerPeerInfo,
 };
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::UpstreamError;
+use crate::jsonrpc::Envelope;
 use crate::upstream::{UpstreamEvent, UpstreamHandler};
 
 /// The longest line accepted from a provider; longer ones are dropped (and
@@ -68,21 +67,6 @@ impl std::fmt::Debug for Link {
             .field("provider", &self.provider)
             .finish_non_exhaustive()
     }
-}
-
-/// A line from the provider: only what routing needs.
-#[derive(Deserialize)]
-struct Line<'a> {
-    #[serde(default)]
-    id: Option<RequestId>,
-    #[serde(default, borrow)]
-    method: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    params: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    result: Option<&'a RawValue>,
-    #[serde(default)]
-    error: Option<ErrorData>,
 }
 
 impl Link {
@@ -298,7 +282,7 @@ impl Link {
 
     /// Routes one line from the provider.
     fn dispatch(self: &Arc<Self>, handler: &UpstreamHandler, line: &[u8]) {
-        let message: Line<'_> = match serde_json::from_slice(line) {
+        let message: Envelope<'_> = match serde_json::from_slice(line) {
             Ok(m) => m,
             Err(e) => {
                 tracing::debug!(provider = %self.provider, error = %e, "provider wrote a line that is not JSON-RPC");

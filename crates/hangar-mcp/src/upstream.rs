@@ -689,109 +689,100 @@ impl Upstream {
         }
     }
 
-    /// Fetches tools, resources, templates and prompts, each only when the
-    /// provider declares the capability (every page).
-    pub async fn fetch_listing(&self) -> Result<ProviderListing, UpstreamError> {
-        use rmcp::model::{
-            ListPromptsRequest, ListPromptsResult, ListResourceTemplatesRequest,
-            ListResourceTemplatesResult, ListResourcesRequest, ListResourcesResult,
-            ListToolsRequest, ListToolsResult, PaginatedRequestParams,
-        };
+    /// Every page of one listing: `request` builds the request for a
+    /// cursor, `pick` takes the typed result from rmcp's, `take` keeps a
+    /// page's items and returns its next cursor.
+    async fn pages<R: serde::de::DeserializeOwned>(
+        &self,
+        request: fn(rmcp::model::PaginatedRequestParams) -> ClientRequest,
+        pick: fn(ServerResult) -> Option<R>,
+        mut take: impl FnMut(R) -> Option<String>,
+    ) -> Result<(), UpstreamError> {
         const LIST_TIMEOUT: Duration = Duration::from_secs(60);
         /// Pages are followed up to this many (a provider looping on cursors
         /// can't hold a start forever).
         const MAX_PAGES: usize = 1000;
-        fn page(cursor: Option<String>) -> PaginatedRequestParams {
-            PaginatedRequestParams::default().with_cursor(cursor)
+        let mut cursor = None;
+        for _ in 0..MAX_PAGES {
+            let params = rmcp::model::PaginatedRequestParams::default().with_cursor(cursor);
+            let page = self.request(request(params), LIST_TIMEOUT, pick).await?;
+            cursor = take(page);
+            if cursor.is_none() {
+                break;
+            }
         }
+        Ok(())
+    }
+
+    /// Fetches tools, resources, templates and prompts, each only when the
+    /// provider declares the capability (every page).
+    pub async fn fetch_listing(&self) -> Result<ProviderListing, UpstreamError> {
+        use rmcp::model::{
+            ListPromptsRequest, ListResourceTemplatesRequest, ListResourcesRequest,
+            ListToolsRequest,
+        };
         let caps = self
             .server_info()
             .map(|i| i.capabilities.clone())
             .unwrap_or_default();
         let mut listing = ProviderListing::default();
         if caps.tools.is_some() {
-            let mut cursor = None;
-            for _ in 0..MAX_PAGES {
-                let r: ListToolsResult = self
-                    .request(
-                        ClientRequest::ListToolsRequest(ListToolsRequest::with_param(page(cursor))),
-                        LIST_TIMEOUT,
-                        |r| match r {
-                            ServerResult::ListToolsResult(r) => Some(r),
-                            _ => None,
-                        },
-                    )
-                    .await?;
-                listing.tools.extend(r.tools);
-                cursor = r.next_cursor;
-                if cursor.is_none() {
-                    break;
-                }
-            }
+            self.pages(
+                |p| ClientRequest::ListToolsRequest(ListToolsRequest::with_param(p)),
+                |r| match r {
+                    ServerResult::ListToolsResult(r) => Some(r),
+                    _ => None,
+                },
+                |r| {
+                    listing.tools.extend(r.tools);
+                    r.next_cursor
+                },
+            )
+            .await?;
         }
         if caps.resources.is_some() {
-            let mut cursor = None;
-            for _ in 0..MAX_PAGES {
-                let r: ListResourcesResult = self
-                    .request(
-                        ClientRequest::ListResourcesRequest(ListResourcesRequest::with_param(
-                            page(cursor),
-                        )),
-                        LIST_TIMEOUT,
-                        |r| match r {
-                            ServerResult::ListResourcesResult(r) => Some(r),
-                            _ => None,
-                        },
+            self.pages(
+                |p| ClientRequest::ListResourcesRequest(ListResourcesRequest::with_param(p)),
+                |r| match r {
+                    ServerResult::ListResourcesResult(r) => Some(r),
+                    _ => None,
+                },
+                |r| {
+                    listing.resources.extend(r.resources);
+                    r.next_cursor
+                },
+            )
+            .await?;
+            self.pages(
+                |p| {
+                    ClientRequest::ListResourceTemplatesRequest(
+                        ListResourceTemplatesRequest::with_param(p),
                     )
-                    .await?;
-                listing.resources.extend(r.resources);
-                cursor = r.next_cursor;
-                if cursor.is_none() {
-                    break;
-                }
-            }
-            let mut cursor = None;
-            for _ in 0..MAX_PAGES {
-                let r: ListResourceTemplatesResult = self
-                    .request(
-                        ClientRequest::ListResourceTemplatesRequest(
-                            ListResourceTemplatesRequest::with_param(page(cursor)),
-                        ),
-                        LIST_TIMEOUT,
-                        |r| match r {
-                            ServerResult::ListResourceTemplatesResult(r) => Some(r),
-                            _ => None,
-                        },
-                    )
-                    .await?;
-                listing.resource_templates.extend(r.resource_templates);
-                cursor = r.next_cursor;
-                if cursor.is_none() {
-                    break;
-                }
-            }
+                },
+                |r| match r {
+                    ServerResult::ListResourceTemplatesResult(r) => Some(r),
+                    _ => None,
+                },
+                |r| {
+                    listing.resource_templates.extend(r.resource_templates);
+                    r.next_cursor
+                },
+            )
+            .await?;
         }
         if caps.prompts.is_some() {
-            let mut cursor = None;
-            for _ in 0..MAX_PAGES {
-                let r: ListPromptsResult = self
-                    .request(
-                        ClientRequest::ListPromptsRequest(ListPromptsRequest::with_param(page(
-                            cursor,
-                        ))),
-                        LIST_TIMEOUT,
-                        |r| match r {
-                            ServerResult::ListPromptsResult(r) => Some(r),
-                            _ => None,
-                        },
-                    )
-                    .await?;
-                listing.prompts.extend(r.prompts);
-                cursor = r.next_cursor;
-                if cursor.is_none() {
-                    break;
-                }
-            }
+            self.pages(
+                |p| ClientRequest::ListPromptsRequest(ListPromptsRequest::with_param(p)),
+                |r| match r {
+                    ServerResult::ListPromptsResult(r) => Some(r),
+                    _ => None,
+                },
+                |r| {
+                    listing.prompts.extend(r.prompts);
+                    r.next_cursor
+                },
+            )
+            .await?;
         }
         Ok(listing)
     }

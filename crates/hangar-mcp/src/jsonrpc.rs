@@ -1,0 +1,31 @@
+//! The JSON-RPC envelope Hangar reads off the wire on both sides (a
+//! client's POST to `/mcp`, a provider's line on stdio): only what routing
+//! needs is parsed; params and results stay raw JSON.
+
+use std::borrow::Cow;
+
+use rmcp::ErrorData;
+use rmcp::model::RequestId;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// One JSON-RPC message: a request (`id` + `method`), a notification
+/// (`method`), or a response (`id` + `result` or `error`).
+#[derive(Debug, Deserialize)]
+pub struct Envelope<'a> {
+    /// The request or response id.
+    #[serde(default)]
+    pub id: Option<RequestId>,
+    /// The method of a request or notification.
+    #[serde(default, borrow)]
+    pub method: Option<Cow<'a, str>>,
+    /// Its params, unparsed.
+    #[serde(default, borrow)]
+    pub params: Option<&'a RawValue>,
+    /// A response's result, unparsed.
+    #[serde(default, borrow)]
+    pub result: Option<&'a RawValue>,
+    /// A response's error.
+    #[serde(default)]
+    pub error: Option<ErrorData>,
+}
