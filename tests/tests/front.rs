@@ -453,3 +453,74 @@ async fn a_session_answers_ping_and_refuses_what_it_does_not_know() {
     .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn a_providers_question_reaches_a_session_on_the_calls_stream_and_its_answer_goes_back() {
+    let server = Server::start(&fixture_config("fx", "")).await;
+    // A 2025 client that declares elicitation.
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {"elicitation": {}},
+        "clientInfo": {"name": "front-e2e", "version": "0"},
+    }});
+    let r = reqwest::Client::new()
+        .post(server.at("/mcp"))
+        .bearer_auth(ADMIN_KEY)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .body(init.to_string())
+        .send()
+        .await
+        .unwrap();
+    let id = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let r = post_session(&server, ADMIN_KEY, &id, &initialized)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
+    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": "fx__test_elicitation", "arguments": {"message": "Who are you?"}}});
+    let mut r = post_session(&server, ADMIN_KEY, &id, &call)
+        .send()
+        .await
+        .unwrap();
+    assert!(content_type(&r).starts_with("text/event-stream"));
+    // Read until the provider's question arrives on the call's stream.
+    let mut text = String::new();
+    let question = loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(20), r.chunk())
+            .await
+            .expect("no question within 20 s")
+            .unwrap()
+            .expect("the stream ended before the question");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(q) = sse_messages(&text)
+            .into_iter()
+            .find(|m| m["method"] == "elicitation/create")
+        {
+            break q;
+        }
+    };
+    assert_eq!(question["params"]["message"], "Who are you?", "{question}");
+    // The client answers with a POST of its own; the call then completes.
+    let answer = json!({"jsonrpc": "2.0", "id": question["id"], "result": {
+        "action": "accept", "content": {"username": "raw-client", "email": "r@example.com"}}});
+    let posted = post_session(&server, ADMIN_KEY, &id, &answer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 202);
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(20), r.chunk())
+        .await
+        .expect("no result within 20 s")
+        .unwrap()
+    {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let last = sse_messages(&text).pop().unwrap();
+    assert_eq!(last["id"], 9);
+    let result = last["result"].to_string();
+    assert!(result.contains("raw-client"), "{last}");
+}
