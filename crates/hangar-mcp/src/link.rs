@@ -186,12 +186,18 @@ impl Link {
         line.push(b'\n');
         let (tx, rx) = oneshot::channel();
         self.pending().insert(id, tx);
+        // Until written, the request is forgotten if this future is dropped
+        // (a caller's timeout while the provider is not reading).
+        let mut unwritten = Unwritten {
+            link: self,
+            id: Some(id),
+        };
         if self.write(line).await.is_err() {
-            self.forget(id);
             return Err(UpstreamError::NotDelivered {
                 provider: self.provider.clone(),
             });
         }
+        unwritten.id = None;
         Ok((id, rx))
     }
 
@@ -201,8 +207,14 @@ impl Link {
         request: ClientRequest,
         timeout: Duration,
     ) -> Result<Box<RawValue>, UpstreamError> {
-        let (id, rx) = self.send(request, None, false).await?;
-        match tokio::time::timeout(timeout, rx).await {
+        let started = tokio::time::Instant::now();
+        let (id, rx) = tokio::time::timeout(timeout, self.send(request, None, false))
+            .await
+            .map_err(|_| UpstreamError::Timeout {
+                provider: self.provider.clone(),
+                after: timeout,
+            })??;
+        match tokio::time::timeout_at(started + timeout, rx).await {
             Ok(Ok(Ok(raw))) => Ok(raw),
             Ok(Ok(Err(error))) => Err(UpstreamError::Rpc {
                 provider: self.provider.clone(),
@@ -353,6 +365,20 @@ impl Link {
     }
 }
 
+/// Forgets a request whose line was not written (see [`Link::send`]).
+struct Unwritten<'a> {
+    link: &'a Link,
+    id: Option<u64>,
+}
+
+impl Drop for Unwritten<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.link.forget(id);
+        }
+    }
+}
+
 /// Reads lines until the provider's output ends.
 async fn read_loop(
     link: &Arc<Link>,
@@ -497,5 +523,18 @@ mod tests {
             link.send(call("c"), None, false).await,
             Err(UpstreamError::NotDelivered { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_provider_that_stops_reading_times_the_request_out_and_leaves_nothing_pending() {
+        // A tiny pipe nobody reads: the write blocks.
+        let (hangar_out, _provider_in) = tokio::io::duplex(16);
+        let (_provider_out, hangar_in) = tokio::io::duplex(16);
+        let handler = UpstreamHandler::new("stuck", Arc::new(|_| {}));
+        let link = Link::start("stuck", hangar_in, hangar_out, handler);
+        let request = ClientRequest::PingRequest(Default::default());
+        let r = link.call(request, Duration::from_millis(200)).await;
+        assert!(matches!(r, Err(UpstreamError::Timeout { .. })), "{r:?}");
+        assert!(link.pending().is_empty());
     }
 }

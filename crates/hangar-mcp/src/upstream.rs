@@ -1020,7 +1020,13 @@ impl Upstream {
             id: call_id,
         };
 
-        let (sent, upstream_token, mut rx) = self.send(request, downstream).await?;
+        // Writing is bounded too: a provider that stopped reading its input
+        // must not hold the caller past its timeout.
+        let started = tokio::time::Instant::now();
+        let (sent, upstream_token, mut rx) =
+            tokio::time::timeout(timeout, self.send(request, downstream))
+                .await
+                .map_err(|_| self.timeout(timeout))??;
         // If this future is dropped before the answer (the client closed the
         // response stream), the provider is told to stop.
         let mut unanswered = CancelOnDrop {
@@ -1030,7 +1036,7 @@ impl Upstream {
             .progress_token
             .as_ref()
             .map(|_| self.handler.register_progress(upstream_token.clone()));
-        let deadline = tokio::time::sleep(timeout);
+        let deadline = tokio::time::sleep_until(started + timeout);
         tokio::pin!(deadline);
 
         let outcome = loop {
