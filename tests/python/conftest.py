@@ -151,6 +151,9 @@ def _write_config(path: Path, bin_dir: Path) -> None:
         f"    command: [{json.dumps(str(fixture))}]\n"
         "  time:\n"
         f"    command: [{json.dumps(str(time_server))}, \"--local-timezone\", \"UTC\"]\n"
+        # 10,000 tools in one list (its answer is over 1 MiB, the SDK's SSE event limit).
+        "  many:\n"
+        f"    command: [{json.dumps(str(fixture))}, \"--tools\", \"9990\", \"--name\", \"many\"]\n"
     )
 
 

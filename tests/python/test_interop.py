@@ -65,6 +65,16 @@ async def test_list_tools(hangar_server: HangarServer, mode: str) -> None:
     assert {"fixture__add", "fixture__echo", "time__get_current_time"} <= names, sorted(names)
 
 
+async def test_a_list_of_ten_thousand_tools(hangar_server: HangarServer, mode: str) -> None:
+    # Over 1 MiB: as one SSE event the SDK would refuse it; Hangar answers JSON.
+    with anyio.fail_after(TIMEOUT_S * 2):
+        async with connect(hangar_server, mode) as client:
+            tools = (await client.list_tools()).tools
+    names = {t.name for t in tools}
+    assert len([n for n in names if n.startswith("many__bulk_")]) == 9990, len(names)
+    assert "fixture__echo" in names
+
+
 async def test_call_fixture_add(hangar_server: HangarServer, mode: str) -> None:
     with anyio.fail_after(TIMEOUT_S):
         async with connect(hangar_server, mode) as client:

@@ -325,6 +325,7 @@ pub fn router(state: AppState) -> Router {
         limits: state.session_limits,
         max_body_bytes: state.max_body_bytes,
         shutdown: state.shutdown.clone(),
+        lists: Arc::default(),
     };
     front.spawn_sweeper();
     let protected = Router::new()

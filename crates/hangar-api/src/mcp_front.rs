@@ -94,6 +94,68 @@ pub(crate) struct McpFront {
     pub(crate) max_body_bytes: usize,
     /// Cancelled at shutdown: ends the GET streams.
     pub(crate) shutdown: CancellationToken,
+    /// `tools/list` answers already serialized.
+    pub(crate) lists: Arc<ListCache>,
+}
+
+/// The serialized `tools/list` results of the last few (catalog, era,
+/// visible set) triples. The visible set is computed for every request (the
+/// policy verdicts of the caller, no IO), so an answer is reused only when it
+/// is exactly what would be built: a policy or catalog change can never serve
+/// a stale list. What is saved is building and serializing the list.
+#[derive(Default)]
+pub(crate) struct ListCache {
+    entries: std::sync::Mutex<VecDeque<CachedList>>,
+}
+
+struct CachedList {
+    catalog: Arc<hangar_mcp::Catalog>,
+    stateless: bool,
+    visible: Vec<u32>,
+    result: Bytes,
+}
+
+/// Serialized lists kept at most.
+const LIST_CACHE: usize = 16;
+
+impl ListCache {
+    fn entries(&self) -> std::sync::MutexGuard<'_, VecDeque<CachedList>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The serialized result for (`catalog`, `stateless`, `visible`), built
+    /// by `build` when not kept.
+    fn get_or_build(
+        &self,
+        catalog: &Arc<hangar_mcp::Catalog>,
+        stateless: bool,
+        visible: Vec<u32>,
+        build: impl FnOnce(&[u32]) -> Vec<u8>,
+    ) -> Bytes {
+        let same = |e: &CachedList| {
+            Arc::ptr_eq(&e.catalog, catalog) && e.stateless == stateless && e.visible == visible
+        };
+        if let Some(e) = self.entries().iter().find(|e| same(e)) {
+            return e.result.clone();
+        }
+        // Built outside the lock: other lists are served meanwhile.
+        let result = Bytes::from(build(&visible));
+        let mut entries = self.entries();
+        // Lists of older catalogs are never asked for again.
+        entries.retain(|e| Arc::ptr_eq(&e.catalog, catalog));
+        if entries.len() >= LIST_CACHE {
+            entries.pop_front();
+        }
+        entries.push_back(CachedList {
+            catalog: catalog.clone(),
+            stateless,
+            visible,
+            result: result.clone(),
+        });
+        result
+    }
 }
 
 impl McpFront {
@@ -689,6 +751,30 @@ async fn answer(
             Era::Stateless => None,
         },
     };
+    if method == "tools/list" {
+        if let Err(e) = serde_json::from_str::<Option<PaginatedRequestParams>>(
+            params.map_or("null", |p| p.get()),
+        ) {
+            let e = ErrorData::invalid_params(format!("invalid params: {e}"), None);
+            return finish(id, Err(e), stateless);
+        }
+        let (catalog, visible) = server.visible_tools(&incoming).await;
+        let result = front
+            .lists
+            .get_or_build(&catalog, stateless, visible, |visible| {
+                let shaped = shape(
+                    Ok(ServerResult::ListToolsResult(hangar_mcp::tools_result(
+                        &catalog, visible,
+                    ))),
+                    stateless,
+                );
+                match shaped.map(|r| serde_json::to_vec(&r)) {
+                    Ok(Ok(bytes)) => bytes,
+                    _ => b"{\"tools\":[]}".to_vec(),
+                }
+            });
+        return list_reply(id, &result);
+    }
     // A 2025 session's client cancels by notification: remember the call.
     let registered = match &era {
         Era::Session(entry) => Some(entry.track_inflight(id.clone(), incoming.ct.clone())),
@@ -788,9 +874,6 @@ fn work(
             let list = list.to_owned();
             Box::pin(async move {
                 Ok(match list.as_str() {
-                    "tools/list" => {
-                        ServerResult::ListToolsResult(server.list_tools_as(&incoming).await)
-                    }
                     "resources/list" => {
                         ServerResult::ListResourcesResult(server.list_resources_as(&incoming).await)
                     }
@@ -900,6 +983,18 @@ fn finish(id: &RequestId, result: Result<ServerResult, ErrorData>, stateless: bo
         _ => StatusCode::OK,
     };
     json_response(status, reply_body(id, result, stateless))
+}
+
+/// A JSON-RPC response around an already serialized `result`.
+fn list_reply(id: &RequestId, result: &[u8]) -> Response {
+    let id = serde_json::to_vec(id).unwrap_or_else(|_| b"null".to_vec());
+    let mut body = Vec::with_capacity(result.len() + id.len() + 40);
+    body.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    body.extend_from_slice(&id);
+    body.extend_from_slice(br#","result":"#);
+    body.extend_from_slice(result);
+    body.push(b'}');
+    json_response(StatusCode::OK, body)
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {

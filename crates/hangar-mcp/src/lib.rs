@@ -36,7 +36,7 @@ pub use gate::{
 pub use rmcp;
 pub use server::{
     AggregatingServer, Backend, BackendError, CallReport, CallerCanCall, CallerId, CallerRoles,
-    Incoming, Lease,
+    Incoming, Lease, tools_result,
 };
 pub use sessions::{ClientAnswer, SessionEntry, SessionInit, SessionTable};
 pub use upstream::{

@@ -538,6 +538,17 @@ impl Forwarded for GetPromptRequestParams {
     }
 }
 
+/// The `tools/list` result of the tools at `visible` in `catalog`.
+pub fn tools_result(catalog: &Catalog, visible: &[u32]) -> ListToolsResult {
+    let tools = catalog.tools();
+    ListToolsResult::with_all_items(
+        visible
+            .iter()
+            .filter_map(|&i| tools.get(i as usize).cloned())
+            .collect(),
+    )
+}
+
 fn unknown_tool(name: &str) -> ErrorData {
     ErrorData::invalid_params(format!("Unknown tool: {name}"), None)
 }
@@ -668,13 +679,21 @@ impl<B: Backend> AggregatingServer<B> {
     /// `tools/list` for `incoming`: every tool but those a policy denies to
     /// the caller.
     pub async fn list_tools_as(&self, incoming: &Incoming) -> ListToolsResult {
+        let (catalog, visible) = self.visible_tools(incoming).await;
+        tools_result(&catalog, &visible)
+    }
+
+    /// The current catalog (listed) and the indices of its tools `incoming`
+    /// may see: a tool a policy denies to the caller is not shown at all.
+    /// Together they decide a `tools/list` answer completely.
+    pub async fn visible_tools(&self, incoming: &Incoming) -> (Arc<Catalog>, Vec<u32>) {
         let catalog = self.catalog_listed().await;
         let caller = tool_call::Caller::of(incoming);
-        // Tools a policy denies to this caller are not shown at all.
-        let tools = catalog
+        let visible = catalog
             .tools()
             .iter()
-            .filter(|t| {
+            .enumerate()
+            .filter(|(_, t)| {
                 catalog.resolve_tool(&t.name).is_none_or(|r| {
                     caller.verdict(
                         self.backend.as_ref(),
@@ -684,9 +703,9 @@ impl<B: Backend> AggregatingServer<B> {
                     ) != Effect::Deny
                 })
             })
-            .cloned()
+            .filter_map(|(i, _)| u32::try_from(i).ok())
             .collect();
-        ListToolsResult::with_all_items(tools)
+        (catalog, visible)
     }
 
     /// `tools/call` for `incoming`: routing, `tools:call`, policies (a denied

@@ -160,6 +160,63 @@ fn cpu_ticks(pid: u32) -> BenchResult<u64> {
     Ok(utime + stime)
 }
 
+/// CPU time of every thread of `pid` so far, in nanoseconds
+/// (`/proc/<pid>/task/*/schedstat`: finer than clock ticks).
+fn cpu_ns(pid: u32) -> BenchResult<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("schedstat");
+        // A thread may end between the listing and the read.
+        if let Ok(stat) = std::fs::read_to_string(path) {
+            total += stat
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Ok(total)
+}
+
+/// `tools/list` of 10,000 tools (the fixture with `--tools 9990`): the
+/// server's CPU for the first list (built and serialized) and for the
+/// repeats (the same catalog, era and visible set: served from the
+/// serialized answer), and the reply size.
+async fn lists() -> BenchResult<()> {
+    let provider = format!(
+        "  fx:\n    command: [\"{}\", \"--tools\", \"9990\"]\n    idle_ttl_s: 0\n    health_check_interval_s: 0\n",
+        bin("hangar-fixture")?.display()
+    );
+    let server = start_server_with(&provider, UNLIMITED).await?;
+    let pid = server.child.id();
+    let client = hangar_client(&server.url).await?;
+    // Starts and lists the provider (not measured).
+    run(&peers(std::slice::from_ref(&client)), "fx__echo", 1).await?;
+    let repeats = 50u32;
+    let t0 = cpu_ns(pid)?;
+    let first = client.peer().list_tools(None).await?;
+    let t1 = cpu_ns(pid)?;
+    for _ in 0..repeats {
+        client.peer().list_tools(None).await?;
+    }
+    let t2 = cpu_ns(pid)?;
+    let bytes = serde_json::to_vec(&first)?.len();
+    let first_ms = (t1 - t0) as f64 / 1e6;
+    let repeat_ms = (t2 - t1) as f64 / 1e6 / f64::from(repeats);
+    println!(
+        "# tools/list of {} tools (2025 session, {:.2} MB reply), server CPU",
+        first.tools.len(),
+        bytes as f64 / 1e6
+    );
+    println!("first (built and serialized)   {first_ms:>8.2} ms");
+    println!(
+        "repeat (serialized answer)     {repeat_ms:>8.2} ms   {:.2}x the first",
+        repeat_ms / first_ms
+    );
+    let _ = client.cancel().await;
+    Ok(())
+}
+
 fn clock_ticks_per_second() -> u64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -255,7 +312,7 @@ async fn main() -> BenchResult<()> {
             "--only" => only = Some(args.next().ok_or("--only needs a section")?),
             other => {
                 return Err(format!(
-                    "unknown argument {other}; usage: hangar-bench [--calls N] [--only observers|transports]"
+                    "unknown argument {other}; usage: hangar-bench [--calls N] [--only observers|transports|lists]"
                 )
                 .into());
             }
@@ -265,6 +322,7 @@ async fn main() -> BenchResult<()> {
         None => {}
         Some("observers") => return observers(calls).await,
         Some("transports") => return transports(calls).await,
+        Some("lists") => return lists().await,
         Some(other) => return Err(format!("unknown section {other}").into()),
     }
 

@@ -1,4 +1,4 @@
-//! Hand-rolled command-line parsing (no external parser needed for three flags).
+//! Hand-rolled command-line parsing (no external parser needed for a few flags).
 
 use std::fmt;
 
@@ -14,6 +14,9 @@ pub struct Options {
     /// Speak only the 2025 protocol (`initialize` and sessions; no
     /// `server/discover`), like MCP servers built before 2026-07-28.
     pub legacy: bool,
+    /// Generated tools `bulk_00000`… added to the fixture's own (for
+    /// listing benchmarks).
+    pub tools: usize,
 }
 
 impl Default for Options {
@@ -23,6 +26,7 @@ impl Default for Options {
             stderr_lines: 0,
             http: None,
             legacy: false,
+            tools: 0,
         }
     }
 }
@@ -49,7 +53,7 @@ impl fmt::Display for CliError {
 impl std::error::Error for CliError {}
 
 pub const USAGE: &str = "\
-usage: hangar-fixture [--name NAME] [--stderr-lines N] [--http ADDR] [--legacy]
+usage: hangar-fixture [--name NAME] [--stderr-lines N] [--http ADDR] [--legacy] [--tools N]
 
 An MCP test server speaking JSON-RPC over stdin/stdout (or Streamable HTTP).
 
@@ -58,6 +62,7 @@ options:
   --stderr-lines N    print N lines \"fixture stderr line i\" to stderr at startup
   --http ADDR         serve MCP Streamable HTTP at http://ADDR/mcp instead of stdio
   --legacy            speak only the 2025 protocol (no server/discover)
+  --tools N           also list N generated tools bulk_00000... (listing benchmarks)
   -h, --help          print this help";
 
 /// Parse arguments (without the program name).
@@ -92,6 +97,18 @@ where
                 })?;
             }
             "--legacy" => options.legacy = true,
+            "--tools" => {
+                let value = value_for(&flag, inline, &mut args)?;
+                options.tools = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= 100_000)
+                    .ok_or_else(|| {
+                        CliError(format!(
+                            "--tools expects a number up to 100000, got {value:?}"
+                        ))
+                    })?;
+            }
             "--http" => {
                 let value = value_for(&flag, inline, &mut args)?;
                 options.http = Some(value.parse().map_err(|_| {
@@ -136,6 +153,7 @@ mod tests {
             stderr_lines: 3,
             http: None,
             legacy: false,
+            tools: 0,
         });
         assert_eq!(
             parse_strs(&["--name", "other", "--stderr-lines", "3"]),
@@ -146,6 +164,7 @@ mod tests {
             stderr_lines: 7,
             http: Some(([127, 0, 0, 1], 9000).into()),
             legacy: true,
+            tools: 10,
         });
         assert_eq!(
             parse_strs(&[
@@ -153,7 +172,8 @@ mod tests {
                 "--stderr-lines=7",
                 "--http",
                 "127.0.0.1:9000",
-                "--legacy"
+                "--legacy",
+                "--tools=10"
             ]),
             Ok(expected)
         );

@@ -57,6 +57,7 @@ async fn main() -> ExitCode {
     if options.legacy {
         server = server.legacy();
     }
+    server = server.with_bulk_tools(options.tools);
     if let Some(addr) = options.http {
         return serve_http(server, addr).await;
     }

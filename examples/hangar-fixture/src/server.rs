@@ -43,6 +43,41 @@ impl FixtureServer {
         }
     }
 
+    /// The same server listing `n` more tools, `bulk_00000`…, each answering
+    /// with its own name (`--tools`, for listing benchmarks).
+    pub fn with_bulk_tools(mut self, n: usize) -> Self {
+        use rmcp::handler::server::router::tool::ToolRoute;
+        let schema: Arc<rmcp::model::JsonObject> = Arc::new(
+            serde_json::json!({
+                "type": "object",
+                "properties": {"text": {"type": "string", "description": "Ignored"}},
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        );
+        for i in 0..n {
+            let name = format!("bulk_{i:05}");
+            let tool = rmcp::model::Tool::new(
+                name.clone(),
+                "A generated tool (hangar-fixture --tools)",
+                schema.clone(),
+            );
+            self.tool_router
+                .add_route(ToolRoute::new_dyn(tool, move |_context| {
+                    let text = name.clone();
+                    Box::pin(async move {
+                        Ok(rmcp::model::CallToolResponse::Complete(
+                            rmcp::model::CallToolResult::success(vec![
+                                rmcp::model::ContentBlock::text(text),
+                            ]),
+                        ))
+                    })
+                }));
+        }
+        self
+    }
+
     /// The same server speaking only the 2025 protocol.
     pub fn legacy(mut self) -> Self {
         self.legacy = true;
