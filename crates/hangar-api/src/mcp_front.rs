@@ -1,23 +1,28 @@
 //! `/mcp`, Hangar's own Streamable HTTP front, in front of rmcp's service.
 //!
-//! Every `/mcp` request passes through [`front`] after the key and
-//! permission checks. It keeps the 2025-era session table (who opened each
-//! session, when it was last used, the session cap and idle expiry) and
-//! serves the hot requests itself, in the request's own task:
+//! Every `/mcp` request passes through `front` after the key and
+//! permission checks.
 //!
-//! - `tools/call` and `tools/list`, of a stateless 2026-07-28 client or of an
-//!   initialized 2025 session: the JSON-RPC envelope is parsed, the request
-//!   goes to [`AggregatingServer::call_tool_as`] / `list_tools_as` (the same
-//!   code rmcp's handler runs: policies, approvals, audit, breakers,
-//!   failover), and the answer is `application/json`, unless the provider
-//!   sends progress first, in which case the reply switches to
-//!   `text/event-stream` and carries the progress before the result;
-//! - `notifications/cancelled` for a call it serves.
+//! - 2025-era sessions are Hangar's own: `initialize` (within
+//!   `server.max_sessions` / `server.max_sessions_per_principal`) opens one
+//!   in the [`SessionTable`]; every later POST of the session (requests,
+//!   notifications, the client's answers to requests Hangar sent it), its GET
+//!   stream (`list_changed`) and its DELETE are served here; an unknown,
+//!   expired or other principal's session is a 404.
+//! - Of a session-less client, a well-formed stateless 2026-07-28 `tools/call`
+//!   or `tools/list` is served here.
 //!
-//! Anything else (`initialize`, the GET stream, other methods, requests with
-//! unusual headers or metadata, whose exact error answers are rmcp's) goes
-//! on to rmcp's `StreamableHttpService` unchanged. Both see the same session
-//! table, so a session opened through rmcp is served here once initialized.
+//! Requests run in the request's own task through the `AggregatingServer::*_as`
+//! methods (the code rmcp's handler runs too: policies, approvals, audit,
+//! breakers, failover). The reply is `application/json` unless progress or a
+//! request to the client comes first; then it is `text/event-stream`, those
+//! in order and the result last. `tools/list` answers are reused through
+//! `ListCache` when nothing they depend on changed.
+//!
+//! Everything else (other 2026-07-28 methods such as `server/discover` and
+//! `subscriptions/listen`, requests with unusual headers or `_meta`, whose
+//! exact error answers are rmcp's) goes on to rmcp's `StreamableHttpService`
+//! unchanged; it never holds a session.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
