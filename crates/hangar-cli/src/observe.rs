@@ -103,9 +103,15 @@ pub(crate) async fn events(cli: &Cli, args: &EventsArgs, table: bool) -> Result<
     }
     let mut last = args.since.map(|p| p.to_string());
     let mut seen = 0u64;
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = FIRST_RETRY;
     loop {
+        let before = seen;
         let outcome = follow_once(&client, &query, &mut last, &mut seen, args.count, table).await;
+        // A connection that delivered events was a working one: the waits
+        // start over.
+        if seen > before {
+            backoff = FIRST_RETRY;
+        }
         match outcome {
             Ok(true) => return Ok(()),
             Ok(false) => {}
@@ -114,8 +120,17 @@ pub(crate) async fn events(cli: &Cli, args: &EventsArgs, table: bool) -> Result<
             Err(e) => eprintln!("{e}; reconnecting in {} ms", backoff.as_millis()),
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(10));
+        backoff = next_backoff(backoff);
     }
+}
+
+/// The first wait before reconnecting (and the wait after a connection that
+/// delivered events).
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+
+/// The wait after `last` when the connection failed again: doubled, up to 10 s.
+fn next_backoff(last: Duration) -> Duration {
+    (last * 2).min(Duration::from_secs(10))
 }
 
 /// One connection. `Ok(true)`: done (`--count` reached); `Ok(false)`: the
@@ -435,6 +450,18 @@ pub(crate) async fn status(cli: &Cli, args: &StatusArgs, table: bool) -> Result<
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn reconnect_waits_double_up_to_ten_seconds() {
+        let mut wait = super::FIRST_RETRY;
+        wait = super::next_backoff(wait);
+        assert_eq!(wait, Duration::from_secs(1));
+        for _ in 0..10 {
+            wait = super::next_backoff(wait);
+        }
+        assert_eq!(wait, Duration::from_secs(10));
+    }
+
     use super::*;
 
     #[test]
