@@ -72,13 +72,6 @@ pub struct SessionLimits {
     pub per_principal: usize,
 }
 
-impl Default for SessionLimits {
-    fn default() -> Self {
-        let d = hangar_core::config::ServerSettings::default();
-        Self::from_settings(&d)
-    }
-}
-
 impl SessionLimits {
     /// The limits a config sets.
     pub fn from_settings(settings: &hangar_core::config::ServerSettings) -> Self {
@@ -137,16 +130,16 @@ impl ListCache {
         catalog: &Arc<hangar_mcp::Catalog>,
         stateless: bool,
         visible: Vec<u32>,
-        build: impl FnOnce(&[u32]) -> Vec<u8>,
-    ) -> Bytes {
+        build: impl FnOnce(&[u32]) -> Result<Vec<u8>, ErrorData>,
+    ) -> Result<Bytes, ErrorData> {
         let same = |e: &CachedList| {
             Arc::ptr_eq(&e.catalog, catalog) && e.stateless == stateless && e.visible == visible
         };
         if let Some(e) = self.entries().iter().find(|e| same(e)) {
-            return e.result.clone();
+            return Ok(e.result.clone());
         }
         // Built outside the lock: other lists are served meanwhile.
-        let result = Bytes::from(build(&visible));
+        let result = Bytes::from(build(&visible)?);
         let mut entries = self.entries();
         // Lists of older catalogs are never asked for again.
         entries.retain(|e| Arc::ptr_eq(&e.catalog, catalog));
@@ -159,7 +152,7 @@ impl ListCache {
             visible,
             result: result.clone(),
         });
-        result
+        Ok(result)
     }
 }
 
@@ -322,10 +315,22 @@ pub(crate) async fn front(State(front): State<McpFront>, req: Request, next: Nex
         (Some("initialize"), Some(id)) => {
             Some(initialize(&front, &parts, &principal, id, envelope.params))
         }
-        (Some(method @ ("tools/call" | "tools/list")), Some(id))
-            if stateless_request(&parts.headers, method, &envelope) =>
-        {
-            Some(answer(&front, &parts, method, id, envelope.params, Era::Stateless).await)
+        (Some(method @ ("tools/call" | "tools/list")), Some(id)) => {
+            match stateless_request(&parts.headers, method, &envelope) {
+                Some(meta) => Some(
+                    answer(
+                        &front,
+                        &parts,
+                        method,
+                        id,
+                        envelope.params,
+                        meta,
+                        Era::Stateless,
+                    )
+                    .await,
+                ),
+                None => None,
+            }
         }
         _ => None,
     };
@@ -447,12 +452,14 @@ async fn session_message(
             | "resources/read"
             | "prompts/list"
             | "prompts/get" => {
+                let meta = meta_of(envelope.params).unwrap_or_default();
                 answer(
                     front,
                     parts,
                     method,
                     id,
                     envelope.params,
+                    meta,
                     Era::Session(entry),
                 )
                 .await
@@ -617,35 +624,37 @@ fn session_cap(front: &McpFront, principal: &str, id: &RequestId) -> Option<Resp
     ))
 }
 
-/// Whether a session-less request is a well-formed stateless 2026-07-28
-/// one the front serves: the version header and `_meta` agree on 2026-07-28,
-/// the client's capabilities are there, and the SEP-2243 headers are plain
-/// and match the body. Anything unusual is left to rmcp, whose answers
-/// (errors included) are the reference.
-fn stateless_request(headers: &HeaderMap, method: &str, envelope: &Envelope<'_>) -> bool {
-    let check = || -> Option<()> {
-        if single(headers, VERSION_HEADER)? != ProtocolVersion::V_2026_07_28.as_str() {
+/// The request's `_meta` (parsed once, for the request to use) when a
+/// session-less request is a well-formed stateless 2026-07-28 one the front
+/// serves: the version header and `_meta` agree on 2026-07-28, the client's
+/// capabilities are there, and the SEP-2243 headers are plain and match the
+/// body. Anything unusual is left to rmcp, whose answers (errors included)
+/// are the reference.
+fn stateless_request(
+    headers: &HeaderMap,
+    method: &str,
+    envelope: &Envelope<'_>,
+) -> Option<RequestMetaObject> {
+    if single(headers, VERSION_HEADER)? != ProtocolVersion::V_2026_07_28.as_str() {
+        return None;
+    }
+    let meta = meta_of(envelope.params)?;
+    let declared = meta.protocol_version()?;
+    if declared.as_str() != ProtocolVersion::V_2026_07_28.as_str()
+        || !meta.missing_required_keys(&declared).is_empty()
+        || single(headers, "mcp-method")? != method
+        || headers.keys().any(|k| k.as_str().starts_with("mcp-param-"))
+    {
+        return None;
+    }
+    if method == "tools/call" {
+        let name = tool_name(envelope.params)?;
+        let header = single(headers, "mcp-name")?;
+        if header != name || header.starts_with("=?base64?") {
             return None;
         }
-        let meta = meta_of(envelope.params)?;
-        let declared = meta.protocol_version()?;
-        if declared.as_str() != ProtocolVersion::V_2026_07_28.as_str()
-            || !meta.missing_required_keys(&declared).is_empty()
-            || single(headers, "mcp-method")? != method
-            || headers.keys().any(|k| k.as_str().starts_with("mcp-param-"))
-        {
-            return None;
-        }
-        if method == "tools/call" {
-            let name = tool_name(envelope.params)?;
-            let header = single(headers, "mcp-name")?;
-            if header != name || header.starts_with("=?base64?") {
-                return None;
-            }
-        }
-        Some(())
-    };
-    check().is_some()
+    }
+    Some(meta)
 }
 
 /// The one value of header `name` (none if absent, repeated or not text).
@@ -712,10 +721,10 @@ async fn answer(
     method: &str,
     id: &RequestId,
     params: Option<&RawValue>,
+    meta: RequestMetaObject,
     era: Era,
 ) -> Response {
     let stateless = matches!(era, Era::Stateless);
-    let meta = meta_of(params).unwrap_or_default();
     let ext = &parts.extensions;
     let (server, capabilities) = match &era {
         Era::Stateless => (
@@ -728,8 +737,22 @@ async fn answer(
         ),
     };
     let progress_token = meta.get_progress_token();
-    let (progress_tx, mut progress_rx) = mpsc::channel(PROGRESS_QUEUE);
-    let (asks_tx, mut asks_rx) = mpsc::channel::<Bytes>(ASK_QUEUE);
+    // Channels only where something may come through them: progress when
+    // the client asked for it, requests to the client in a session.
+    let (progress_tx, mut progress_rx) = match progress_token {
+        Some(_) => {
+            let (tx, rx) = mpsc::channel(PROGRESS_QUEUE);
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
+    let (asks_tx, mut asks_rx) = match era {
+        Era::Session(_) => {
+            let (tx, rx) = mpsc::channel::<Bytes>(ASK_QUEUE);
+            (Some(tx), Some(rx))
+        }
+        Era::Stateless => (None, None),
+    };
     let incoming = Incoming {
         caller: ext.get::<CallerId>().map(|c| c.0.clone()),
         roles: ext
@@ -738,47 +761,40 @@ async fn answer(
         can_call: ext.get::<CallerCanCall>().is_none_or(|c| c.0),
         stateless,
         capabilities,
-        progress: match progress_token {
-            Some(_) => ProgressSink::Channel(progress_tx),
-            None => ProgressSink::None,
-        },
+        progress: progress_tx.map_or(ProgressSink::None, ProgressSink::Channel),
         progress_token,
         ct: CancellationToken::new(),
         trace: TraceContext::from_meta(&meta).or_else(|| {
             let value = |name: &str| single(&parts.headers, name);
             TraceContext::new(value("traceparent")?, value("tracestate"))
         }),
-        peer: match &era {
-            Era::Session(entry) => Some(ClientPeer::Front(Arc::new(SessionAsker {
+        peer: match (&era, asks_tx) {
+            (Era::Session(entry), Some(out)) => Some(ClientPeer::Front(Arc::new(SessionAsker {
                 entry: entry.clone(),
-                out: asks_tx,
+                out,
             }))),
-            Era::Stateless => None,
+            _ => None,
         },
     };
     if method == "tools/list" {
-        if let Err(e) = serde_json::from_str::<Option<PaginatedRequestParams>>(
-            params.map_or("null", |p| p.get()),
-        ) {
-            let e = ErrorData::invalid_params(format!("invalid params: {e}"), None);
+        // Listings take an optional cursor; the whole list is one page.
+        if let Err(e) = parse_params::<Option<PaginatedRequestParams>>(params) {
             return finish(id, Err(e), stateless);
         }
         let (catalog, visible) = server.visible_tools(&incoming).await;
-        let result = front
+        let listed = front
             .lists
             .get_or_build(&catalog, stateless, visible, |visible| {
-                let shaped = shape(
-                    Ok(ServerResult::ListToolsResult(hangar_mcp::tools_result(
-                        &catalog, visible,
-                    ))),
-                    stateless,
-                );
-                match shaped.map(|r| serde_json::to_vec(&r)) {
-                    Ok(Ok(bytes)) => bytes,
-                    _ => b"{\"tools\":[]}".to_vec(),
-                }
+                let tools = hangar_mcp::tools_result(&catalog, visible);
+                let shaped = shape(Ok(ServerResult::ListToolsResult(tools)), stateless)?;
+                serde_json::to_vec(&shaped).map_err(|e| {
+                    ErrorData::internal_error(format!("could not encode the list: {e}"), None)
+                })
             });
-        return list_reply(id, &result);
+        return match listed {
+            Ok(result) => list_reply(id, &result),
+            Err(e) => finish(id, Err(e), stateless),
+        };
     }
     // A 2025 session's client cancels by notification: remember the call.
     let registered = match &era {
@@ -793,8 +809,8 @@ async fn answer(
     let first = tokio::select! {
         biased;
         result = &mut work => return finish(id, result, stateless),
-        Some(p) = progress_rx.recv() => progress_event(p),
-        Some(ask) = asks_rx.recv() => ask,
+        Some(p) = recv(&mut progress_rx) => progress_event(p),
+        Some(ask) = recv(&mut asks_rx) => ask,
     };
     let id = id.clone();
     let mut queue = VecDeque::from([first]);
@@ -810,11 +826,11 @@ async fn answer(
             let Some(running) = work.as_mut() else {
                 return Poll::Ready(None);
             };
-            if let Poll::Ready(Some(p)) = progress_rx.poll_recv(cx) {
+            if let Some(Poll::Ready(Some(p))) = progress_rx.as_mut().map(|rx| rx.poll_recv(cx)) {
                 queue.push_back(progress_event(p));
                 continue;
             }
-            if let Poll::Ready(Some(ask)) = asks_rx.poll_recv(cx) {
+            if let Some(Poll::Ready(Some(ask))) = asks_rx.as_mut().map(|rx| rx.poll_recv(cx)) {
                 queue.push_back(ask);
                 continue;
             }
@@ -823,7 +839,7 @@ async fn answer(
                 Poll::Ready(result) => {
                     work = None;
                     // Progress sent before the result goes first.
-                    while let Ok(p) = progress_rx.try_recv() {
+                    while let Some(Ok(p)) = progress_rx.as_mut().map(mpsc::Receiver::try_recv) {
                         queue.push_back(progress_event(p));
                     }
                     queue.push_back(sse_event(&reply_body(&id, result, stateless)));
@@ -834,6 +850,20 @@ async fn answer(
     sse_response(Body::from_stream(stream))
 }
 
+/// The next message of an optional channel (none: never).
+async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A request's params as `T` (absent params are `null`).
+fn parse_params<T: serde::de::DeserializeOwned>(params: Option<&RawValue>) -> Result<T, ErrorData> {
+    serde_json::from_str(params.map_or("null", |p| p.get()))
+        .map_err(|e| ErrorData::invalid_params(format!("invalid params: {e}"), None))
+}
+
 /// The work of `method` (a parse error of its params is the error).
 fn work(
     server: AggregatingServer<Engine>,
@@ -841,13 +871,9 @@ fn work(
     params: Option<&RawValue>,
     incoming: Incoming,
 ) -> Result<futures::future::BoxFuture<'static, Result<ServerResult, ErrorData>>, ErrorData> {
-    fn parse<T: serde::de::DeserializeOwned>(params: Option<&RawValue>) -> Result<T, ErrorData> {
-        serde_json::from_str(params.map_or("null", |p| p.get()))
-            .map_err(|e| ErrorData::invalid_params(format!("invalid params: {e}"), None))
-    }
     Ok(match method {
         "tools/call" => {
-            let request: CallToolRequestParams = parse(params)?;
+            let request: CallToolRequestParams = parse_params(params)?;
             Box::pin(async move {
                 server
                     .call_tool_as(request, incoming)
@@ -856,7 +882,7 @@ fn work(
             })
         }
         "resources/read" => {
-            let request: ReadResourceRequestParams = parse(params)?;
+            let request: ReadResourceRequestParams = parse_params(params)?;
             Box::pin(async move {
                 server
                     .read_resource_as(request, incoming)
@@ -865,7 +891,7 @@ fn work(
             })
         }
         "prompts/get" => {
-            let request: GetPromptRequestParams = parse(params)?;
+            let request: GetPromptRequestParams = parse_params(params)?;
             Box::pin(async move {
                 server
                     .get_prompt_as(request, incoming)
@@ -875,7 +901,7 @@ fn work(
         }
         list => {
             // Listings take an optional cursor; the whole list is one page.
-            let _: Option<PaginatedRequestParams> = parse(params)?;
+            let _: Option<PaginatedRequestParams> = parse_params(params)?;
             let list = list.to_owned();
             Box::pin(async move {
                 Ok(match list.as_str() {
@@ -1022,7 +1048,7 @@ fn rpc_error_response(status: StatusCode, id: Option<&RequestId>, error: ErrorDa
 
 /// What an unknown (or someone else's, or expired) session gets: 404, so the
 /// client initializes again.
-pub(crate) fn session_not_found() -> Response {
+fn session_not_found() -> Response {
     rpc_error_response(
         StatusCode::NOT_FOUND,
         None,

@@ -174,14 +174,9 @@ impl Link {
             m.extend(meta);
         }
         if progress {
-            m.set_progress_token(rmcp::model::ProgressToken(NumberOrString::Number(
-                i64::try_from(id).unwrap_or(i64::MAX),
-            )));
+            m.set_progress_token(progress_token(id));
         }
-        let message = ClientJsonRpcMessage::request(
-            request,
-            NumberOrString::Number(i64::try_from(id).unwrap_or(i64::MAX)),
-        );
+        let message = ClientJsonRpcMessage::request(request, wire_id(id));
         let mut line = serde_json::to_vec(&message).map_err(|e| self.protocol(&e))?;
         line.push(b'\n');
         let (tx, rx) = oneshot::channel();
@@ -363,6 +358,16 @@ impl Link {
             (None, None) => {}
         }
     }
+}
+
+/// Request `id` as written on the wire.
+fn wire_id(id: u64) -> NumberOrString {
+    NumberOrString::Number(i64::try_from(id).unwrap_or(i64::MAX))
+}
+
+/// The progress token [`Link::send`] gives request `id` (its id).
+pub(crate) fn progress_token(id: u64) -> rmcp::model::ProgressToken {
+    rmcp::model::ProgressToken(wire_id(id))
 }
 
 /// Forgets a request whose line was not written (see [`Link::send`]).

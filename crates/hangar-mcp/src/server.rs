@@ -305,11 +305,6 @@ impl<B: Backend> AggregatingServer<B> {
         }
     }
 
-    /// Bumped whenever the catalog changes (drives `list_changed`).
-    pub fn changes(&self) -> watch::Receiver<u64> {
-        self.backend.changes()
-    }
-
     async fn catalog_listed(&self) -> Arc<Catalog> {
         let catalog = self.backend.catalog();
         if catalog.unlisted().is_empty() {

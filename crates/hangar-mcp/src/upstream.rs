@@ -19,7 +19,7 @@ use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientRequest, CreateMessageRequestParams,
     CreateMessageResult, ElicitRequestParams, ElicitResult, GetPromptRequest,
     GetPromptRequestParams, GetPromptResponse, Implementation, LoggingMessageNotificationParam,
-    NumberOrString, ProgressNotificationParam, ProgressToken, Prompt, ReadResourceRequest,
+    ProgressNotificationParam, ProgressToken, Prompt, ReadResourceRequest,
     ReadResourceRequestParams, ReadResourceResponse, RequestId, Resource, ResourceTemplate,
     ResultType, ServerPeerInfo, ServerResult, Tool,
 };
@@ -102,23 +102,21 @@ impl std::fmt::Debug for ClientPeer {
     }
 }
 
-impl ClientPeer {
-    async fn ask<T: serde::de::DeserializeOwned>(
-        &self,
-        method: &'static str,
-        params: impl serde::Serialize,
-    ) -> Result<T, ErrorData> {
-        let Self::Front(front) = self else {
-            return Err(ErrorData::internal_error("not a front peer", None));
-        };
-        let params = serde_json::to_value(params)
-            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-        let value = front.request(method, params).await?;
-        serde_json::from_value(value).map_err(|e| {
-            ErrorData::internal_error(format!("the client's answer to {method}: {e}"), None)
-        })
-    }
+/// One request to a client behind Hangar's front, typed both ways.
+async fn ask<T: serde::de::DeserializeOwned>(
+    front: &dyn ClientRequests,
+    method: &'static str,
+    params: impl serde::Serialize,
+) -> Result<T, ErrorData> {
+    let params =
+        serde_json::to_value(params).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+    let value = front.request(method, params).await?;
+    serde_json::from_value(value).map_err(|e| {
+        ErrorData::internal_error(format!("the client's answer to {method}: {e}"), None)
+    })
+}
 
+impl ClientPeer {
     /// `sampling/createMessage` to the client.
     pub async fn create_message(
         &self,
@@ -129,7 +127,7 @@ impl ClientPeer {
                 .create_message(params)
                 .await
                 .map_err(service_error_to_error_data),
-            Self::Front(_) => self.ask("sampling/createMessage", params).await,
+            Self::Front(front) => ask(front.as_ref(), "sampling/createMessage", params).await,
         }
     }
 
@@ -143,7 +141,7 @@ impl ClientPeer {
                 .create_elicitation(params)
                 .await
                 .map_err(service_error_to_error_data),
-            Self::Front(_) => self.ask("elicitation/create", params).await,
+            Self::Front(front) => ask(front.as_ref(), "elicitation/create", params).await,
         }
     }
 
@@ -151,7 +149,7 @@ impl ClientPeer {
     pub async fn list_roots(&self) -> Result<rmcp::model::ListRootsResult, ErrorData> {
         match self {
             Self::Rmcp(peer) => peer.list_roots().await.map_err(service_error_to_error_data),
-            Self::Front(_) => self.ask("roots/list", serde_json::json!({})).await,
+            Self::Front(front) => ask(front.as_ref(), "roots/list", serde_json::json!({})).await,
         }
     }
 }
@@ -982,10 +980,11 @@ impl Upstream {
                         Err(_) => Err(UpstreamError::Closed { provider }),
                     }
                 });
-                let token = ProgressToken(NumberOrString::Number(
-                    i64::try_from(id).unwrap_or(i64::MAX),
-                ));
-                Ok((Sent::Link(link.clone(), id), token, answer))
+                Ok((
+                    Sent::Link(link.clone(), id),
+                    crate::link::progress_token(id),
+                    answer,
+                ))
             }
         }
     }
