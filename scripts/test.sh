@@ -3,7 +3,9 @@
 #   rustfmt --check, clippy -D warnings (the lints of Cargo.toml and clippy.toml) and
 #   cargo deny (deny.toml; installed if missing), cargo build, the docker fixture image when an engine is there (`cargo xtask
 #   fixture-image`), cargo test for the whole workspace, then the Python interop tests
-#   (tests/python) against the freshly built hangar-server / hangar-fixture, then
+#   (tests/python) against the freshly built hangar-server / hangar-fixture, then the
+#   official MCP conformance suite against the fixture directly and through Hangar
+#   (scripts/conformance.sh; Node 22 and the suite come from npm), then
 #   schemathesis against the REST API's /openapi.json (scripts/fuzz-api.sh).
 # Needs a Python with tests/python/requirements.txt installed: $HANGAR_PYTHON, default .venv/bin/python.
 set -euo pipefail
@@ -52,6 +54,14 @@ if [[ $rc -eq 5 ]]; then
     echo "error: pytest collected no tests in tests/python" >&2
 elif [[ $rc -ne 0 ]]; then
     echo "error: pytest failed (exit $rc)" >&2
+fi
+
+section "MCP conformance suite: bash scripts/conformance.sh (fixture directly vs through Hangar)"
+conf_rc=0
+HANGAR_BIN_DIR="$BIN_DIR" bash scripts/conformance.sh || conf_rc=$?
+if [[ $conf_rc -ne 0 ]]; then
+    echo "error: a conformance scenario passes directly but not through Hangar (exit $conf_rc)" >&2
+    [[ $rc -ne 0 ]] || rc=$conf_rc
 fi
 
 section "schemathesis: bash scripts/fuzz-api.sh (REST API against /openapi.json)"

@@ -24,6 +24,9 @@
 //! exact error answers are rmcp's) goes on to rmcp's `StreamableHttpService`
 //! unchanged; it never holds a session.
 
+// Logging is deprecated by SEP-2577, but 2025-era clients still use it.
+#![allow(deprecated)]
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,8 +40,9 @@ use hangar_mcp::rmcp::ErrorData;
 use hangar_mcp::rmcp::ServerHandler as _;
 use hangar_mcp::rmcp::model::{
     CallToolRequestParams, ErrorCode, GetPromptRequestParams, InitializeRequestParams,
-    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ReadResourceRequestParams,
-    RequestId, RequestMetaObject, ServerResult,
+    LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam,
+    ProtocolVersion, ReadResourceRequestParams, RequestId, RequestMetaObject, ServerResult,
+    SetLevelRequestParams,
 };
 use hangar_mcp::trace::TraceContext;
 use hangar_mcp::{
@@ -436,7 +440,14 @@ async fn session_message(
     }
     match (envelope.method.as_deref(), &envelope.id) {
         (Some(method), Some(id)) => match method {
-            "ping" | "logging/setLevel" => finish(id, Ok(ServerResult::empty(())), false),
+            "ping" => finish(id, Ok(ServerResult::empty(())), false),
+            "logging/setLevel" => match parse_params::<SetLevelRequestParams>(envelope.params) {
+                Ok(p) => {
+                    entry.set_log_level(p.level);
+                    finish(id, Ok(ServerResult::empty(())), false)
+                }
+                Err(e) => finish(id, Err(e), false),
+            },
             "initialize" => finish(
                 id,
                 Err(ErrorData::invalid_request(
@@ -592,6 +603,21 @@ impl ClientRequests for SessionAsker {
                 () = entry.ended().cancelled() => Err(ErrorData::internal_error("the session ended", None)),
             }
         })
+    }
+
+    fn log(&self, params: &LoggingMessageNotificationParam) {
+        if !self.entry.wants_log(params.level) {
+            return;
+        }
+        let n = Notification {
+            jsonrpc: "2.0",
+            method: "notifications/message",
+            params,
+        };
+        if let Ok(body) = serde_json::to_vec(&n) {
+            // Never waits: a client that does not read loses log lines, not calls.
+            let _ = self.out.try_send(sse_event(&body));
+        }
     }
 }
 
@@ -806,15 +832,28 @@ async fn answer(
         Err(e) => return finish(id, Err(e), stateless),
     };
     let mut work = Box::pin(work);
-    let first = tokio::select! {
+    let mut queue = VecDeque::new();
+    let mut work = tokio::select! {
         biased;
-        result = &mut work => return finish(id, result, stateless),
-        Some(p) = recv(&mut progress_rx) => progress_event(p),
-        Some(ask) = recv(&mut asks_rx) => ask,
+        result = &mut work => {
+            // What was sent before the result (a log line, progress) goes first.
+            drain(&mut progress_rx, &mut asks_rx, &mut queue);
+            if queue.is_empty() {
+                return finish(id, result, stateless);
+            }
+            queue.push_back(sse_event(&reply_body(id, result, stateless)));
+            None
+        }
+        Some(p) = recv(&mut progress_rx) => {
+            queue.push_back(progress_event(p));
+            Some(work)
+        }
+        Some(ask) = recv(&mut asks_rx) => {
+            queue.push_back(ask);
+            Some(work)
+        }
     };
     let id = id.clone();
-    let mut queue = VecDeque::from([first]);
-    let mut work = Some(work);
     let stream = futures::stream::poll_fn(move |cx| {
         use std::task::Poll;
         // The session's record of the call lives as long as the stream.
@@ -838,16 +877,28 @@ async fn answer(
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(result) => {
                     work = None;
-                    // Progress sent before the result goes first.
-                    while let Some(Ok(p)) = progress_rx.as_mut().map(mpsc::Receiver::try_recv) {
-                        queue.push_back(progress_event(p));
-                    }
+                    // What was sent before the result goes first.
+                    drain(&mut progress_rx, &mut asks_rx, &mut queue);
                     queue.push_back(sse_event(&reply_body(&id, result, stateless)));
                 }
             }
         }
     });
     sse_response(Body::from_stream(stream))
+}
+
+/// Moves what is already queued on the progress and client channels to `queue`.
+fn drain(
+    progress_rx: &mut Option<mpsc::Receiver<ProgressNotificationParam>>,
+    asks_rx: &mut Option<mpsc::Receiver<Bytes>>,
+    queue: &mut VecDeque<Bytes>,
+) {
+    while let Some(Ok(p)) = progress_rx.as_mut().map(mpsc::Receiver::try_recv) {
+        queue.push_back(progress_event(p));
+    }
+    while let Some(Ok(event)) = asks_rx.as_mut().map(mpsc::Receiver::try_recv) {
+        queue.push_back(event);
+    }
 }
 
 /// The next message of an optional channel (none: never).

@@ -802,6 +802,22 @@ pub struct SystemStats {
     pub uptime_seconds: f64,
     /// Hangar's version.
     pub version: String,
+    /// Names several tools or prompts wanted (each got another name; none
+    /// was dropped), and resource URIs several providers serve.
+    pub name_collisions: Vec<NameCollision>,
+}
+
+/// Several tools (or prompts) that wanted the same name, or several providers
+/// serving the same resource URI.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NameCollision {
+    /// `tool`, `prompt` or `resource`.
+    pub kind: &'static str,
+    /// The name (or URI) they all wanted.
+    pub name: String,
+    /// Who wanted it, as `provider/own name` (resources: the provider ids; the
+    /// first one serves reads).
+    pub members: Vec<String>,
 }
 
 /// Server-wide figures: providers by state, tools, calls, uptime, version.
@@ -817,6 +833,7 @@ pub struct SystemStats {
 )]
 pub async fn system(State(engine): State<Engine>) -> Json<SystemInfo> {
     let statuses = engine.statuses();
+    let catalog = engine.catalog_snapshot();
     let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
     for s in &statuses {
         *by_state.entry(s.state.to_string()).or_default() += 1;
@@ -826,10 +843,35 @@ pub async fn system(State(engine): State<Engine>) -> Json<SystemInfo> {
         system: SystemStats {
             total_providers: count(statuses.len()),
             providers_by_state: by_state,
-            total_tools: count(engine.catalog_snapshot().tools().len()),
+            total_tools: count(catalog.tools().len()),
             total_tool_calls: engine.calls_total(),
             uptime_seconds: engine.uptime_seconds(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            name_collisions: name_collisions(&catalog),
         },
     })
+}
+
+/// Every name collision of `catalog`.
+fn name_collisions(catalog: &hangar_mcp::Catalog) -> Vec<NameCollision> {
+    let named = |kind, c: &hangar_core::naming::Collision| NameCollision {
+        kind,
+        name: c.exposed.clone(),
+        members: c
+            .tools
+            .iter()
+            .map(|t| format!("{}/{}", t.provider, t.tool))
+            .collect(),
+    };
+    let tools = catalog.tool_collisions().iter().map(|c| named("tool", c));
+    let prompts = catalog.prompt_collisions().iter().map(|c| named("prompt", c));
+    let resources = catalog
+        .resource_collisions()
+        .iter()
+        .map(|c| NameCollision {
+            kind: "resource",
+            name: c.uri.clone(),
+            members: c.providers.clone(),
+        });
+    tools.chain(prompts).chain(resources).collect()
 }

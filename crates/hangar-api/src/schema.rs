@@ -174,6 +174,28 @@ pub struct ProviderSpec {
     /// Tool policies on this provider's tools (see `PUT /api/auth/policies/...`).
     #[serde(default)]
     pub policies: Vec<ProviderPolicy>,
+    /// What goes before the separator in exposed names (default: the provider id).
+    #[serde(default)]
+    #[schema(pattern = "^[a-zA-Z0-9_-]{1,64}$")]
+    pub prefix: String,
+    /// Renamed and hidden tools.
+    #[serde(default)]
+    pub tools: ItemNaming,
+    /// Renamed and hidden prompts.
+    #[serde(default)]
+    pub prompts: ItemNaming,
+}
+
+/// Renamed and hidden tools (or prompts) of one provider.
+#[derive(Serialize, ToSchema)]
+pub struct ItemNaming {
+    /// The provider's own name → the name clients see (before any prefix;
+    /// 1 to 64 of `[a-zA-Z0-9_-]`).
+    #[serde(default)]
+    pub rename: std::collections::BTreeMap<String, String>,
+    /// The provider's own names clients never see (not listed, not callable).
+    #[serde(default)]
+    pub hide: Vec<String>,
 }
 
 /// A policy inside a provider spec: exactly one of `principal_id` and

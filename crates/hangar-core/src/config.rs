@@ -213,6 +213,9 @@ impl fmt::Display for ConfigError {
 pub struct ServerSettings {
     /// Between provider id and tool name in exposed tool names (1–8 of `[a-zA-Z0-9_-]`).
     pub tool_separator: String,
+    /// How exposed tool and prompt names are formed: `prefixed` (`<provider>__<tool>`,
+    /// the default), `conditional` (bare while unique across providers) or `bare`.
+    pub tool_naming: crate::naming::NamingMode,
     /// Origins allowed on `/mcp` (`scheme://host[:port]`); empty = localhost only.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
@@ -390,6 +393,7 @@ impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             tool_separator: DEFAULT_SEPARATOR.to_owned(),
+            tool_naming: crate::naming::NamingMode::Prefixed,
             allowed_origins: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_log_lines: DEFAULT_MAX_LOG_LINES,

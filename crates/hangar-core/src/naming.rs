@@ -101,6 +101,87 @@ pub struct ToolIndex {
     collisions: Vec<Collision>,
 }
 
+/// How exposed names are formed (`server.tool_naming`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NamingMode {
+    /// `<prefix><separator><name>` for every tool (the default).
+    #[default]
+    Prefixed,
+    /// `<name>` while no other provider has a tool of that name; prefixed (as in
+    /// `Prefixed`) when several do.
+    Conditional,
+    /// `<name>` always; names several providers share are disambiguated with a
+    /// hash suffix (and reported).
+    Bare,
+}
+
+impl NamingMode {
+    /// The name in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prefixed => "prefixed",
+            Self::Conditional => "conditional",
+            Self::Bare => "bare",
+        }
+    }
+}
+
+/// One tool (or prompt) to name: its route, and what its exposed name is made of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamingEntry {
+    /// The provider (or group) and the tool as the provider lists it.
+    pub tool_ref: ToolRef,
+    /// What goes before the separator: the provider's `prefix:` or its id.
+    pub prefix: String,
+    /// The tool's own part: its `rename:` or the provider's name.
+    pub name: String,
+}
+
+impl NamingEntry {
+    /// An entry with the provider id as prefix and the provider's own name.
+    pub fn plain(provider: impl Into<String>, tool: impl Into<String>) -> Self {
+        let (provider, tool) = (provider.into(), tool.into());
+        Self {
+            prefix: provider.clone(),
+            name: tool.clone(),
+            tool_ref: ToolRef { provider, tool },
+        }
+    }
+
+    /// The `Prefixed` form of this entry's name.
+    fn prefixed(&self, separator: &str) -> String {
+        let full = sanitized(&self.prefix, &self.name, separator);
+        self.fitted(full)
+    }
+
+    /// The bare form of this entry's name.
+    fn bare(&self) -> String {
+        let name = if self.name.is_empty() {
+            "_"
+        } else {
+            &self.name
+        };
+        let full: String = name
+            .chars()
+            .map(|c| if is_name_char(c) { c } else { '_' })
+            .collect();
+        self.fitted(full)
+    }
+
+    /// `full` when it is short enough, else shortened with the hash of the route.
+    fn fitted(&self, full: String) -> String {
+        if full.len() <= MAX_TOOL_NAME_LEN {
+            full
+        } else {
+            with_suffix(
+                &full,
+                &short_hash(&self.tool_ref.provider, &self.tool_ref.tool, 0),
+            )
+        }
+    }
+}
+
 impl ToolIndex {
     /// Names every distinct `(provider, tool)` pair (duplicates are merged). Pairs whose
     /// [`exposed_name`] collides all get `<prefix>-<8 hex of their own name>` instead, and the
@@ -109,49 +190,97 @@ impl ToolIndex {
         entries: impl IntoIterator<Item = (String, String)>,
         separator: &str,
     ) -> ToolIndex {
-        let mut wanted: BTreeMap<String, Vec<ToolRef>> = BTreeMap::new();
+        Self::build_named(
+            entries
+                .into_iter()
+                .map(|(provider, tool)| NamingEntry::plain(provider, tool)),
+            NamingMode::Prefixed,
+            separator,
+        )
+    }
+
+    /// Names every distinct route of `entries` by `mode` (duplicate routes are merged;
+    /// the first entry of a route wins). Names several entries want are recorded as
+    /// collisions: in `Conditional` mode such entries take their prefixed name, and
+    /// entries whose name is still shared get `<name>-<8 hex>`; no entry is ever dropped.
+    pub fn build_named(
+        entries: impl IntoIterator<Item = NamingEntry>,
+        mode: NamingMode,
+        separator: &str,
+    ) -> ToolIndex {
         let mut seen: BTreeSet<ToolRef> = BTreeSet::new();
-        for (provider, tool) in entries {
-            let tool_ref = ToolRef { provider, tool };
-            if !seen.insert(tool_ref.clone()) {
-                continue;
+        let entries: Vec<NamingEntry> = entries
+            .into_iter()
+            .filter(|e| seen.insert(e.tool_ref.clone()))
+            .collect();
+        let mut wanted: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut collisions = Vec::new();
+        match mode {
+            NamingMode::Prefixed | NamingMode::Bare => {
+                for (i, e) in entries.iter().enumerate() {
+                    let name = if mode == NamingMode::Bare {
+                        e.bare()
+                    } else {
+                        e.prefixed(separator)
+                    };
+                    wanted.entry(name).or_default().push(i);
+                }
             }
-            let name = exposed_name(&tool_ref.provider, &tool_ref.tool, separator);
-            wanted.entry(name).or_default().push(tool_ref);
+            NamingMode::Conditional => {
+                let mut bare: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+                for (i, e) in entries.iter().enumerate() {
+                    bare.entry(e.bare()).or_default().push(i);
+                }
+                for (name, holders) in bare {
+                    if let [only] = holders.as_slice() {
+                        wanted.entry(name).or_default().push(*only);
+                        continue;
+                    }
+                    collisions.push(collision(&name, &holders, &entries));
+                    for i in holders {
+                        if let Some(e) = entries.get(i) {
+                            wanted.entry(e.prefixed(separator)).or_default().push(i);
+                        }
+                    }
+                }
+            }
         }
 
         let mut index = ToolIndex::default();
         let mut contested = Vec::new();
         // Uncontested names first, so a disambiguated name never takes one of them.
-        for (name, mut refs) in wanted {
-            if refs.len() == 1 {
-                if let Some(tool_ref) = refs.pop() {
-                    index.insert(name, tool_ref);
+        for (name, holders) in wanted {
+            match holders.as_slice() {
+                [only] => {
+                    if let Some(e) = entries.get(*only) {
+                        index.insert(name, e.tool_ref.clone());
+                    }
                 }
-            } else {
-                refs.sort();
-                contested.push(Collision {
-                    exposed: name,
-                    tools: refs,
-                });
+                _ => contested.push((name, holders)),
             }
         }
-        for collision in &contested {
-            for tool_ref in &collision.tools {
-                let full = sanitized(&tool_ref.provider, &tool_ref.tool, separator);
+        for (name, holders) in &contested {
+            collisions.push(collision(name, holders, &entries));
+            let mut refs: Vec<&ToolRef> = holders
+                .iter()
+                .filter_map(|&i| entries.get(i).map(|e| &e.tool_ref))
+                .collect();
+            refs.sort();
+            for tool_ref in refs {
                 let mut salt = 0u32;
-                let name = loop {
+                let unique = loop {
                     let candidate =
-                        with_suffix(&full, &short_hash(&tool_ref.provider, &tool_ref.tool, salt));
+                        with_suffix(name, &short_hash(&tool_ref.provider, &tool_ref.tool, salt));
                     if !index.by_name.contains_key(&candidate) || salt == u32::MAX {
                         break candidate;
                     }
                     salt += 1;
                 };
-                index.insert(name, tool_ref.clone());
+                index.insert(unique, tool_ref.clone());
             }
         }
-        index.collisions = contested;
+        collisions.sort_by(|a, b| a.exposed.cmp(&b.exposed));
+        index.collisions = collisions;
         index
     }
 
@@ -194,5 +323,18 @@ impl ToolIndex {
     /// Names that several tools wanted, sorted by name.
     pub fn collisions(&self) -> &[Collision] {
         &self.collisions
+    }
+}
+
+/// The collision record of the entries at `holders`, which all wanted `name`.
+fn collision(name: &str, holders: &[usize], entries: &[NamingEntry]) -> Collision {
+    let mut tools: Vec<ToolRef> = holders
+        .iter()
+        .filter_map(|&i| entries.get(i).map(|e| e.tool_ref.clone()))
+        .collect();
+    tools.sort();
+    Collision {
+        exposed: name.to_owned(),
+        tools,
     }
 }

@@ -212,6 +212,79 @@ pub struct ProviderSpec {
     /// are stored separately).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<ProviderPolicy>,
+    /// What goes before the separator in this provider's exposed tool and prompt names
+    /// (default: the provider id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Renamed and hidden tools.
+    #[serde(skip_serializing_if = "ItemNaming::is_empty")]
+    pub tools: ItemNaming,
+    /// Renamed and hidden prompts.
+    #[serde(skip_serializing_if = "ItemNaming::is_empty")]
+    pub prompts: ItemNaming,
+}
+
+/// Renamed and hidden tools (or prompts) of one provider.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a map with `rename` and `hide`"
+)]
+pub struct ItemNaming {
+    /// The provider's own name → the name clients see (before any prefix).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rename: BTreeMap<String, String>,
+    /// The provider's own names that clients never see (not listed, not callable).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hide: Vec<String>,
+}
+
+impl ItemNaming {
+    /// Neither renames nor hides anything.
+    pub fn is_empty(&self) -> bool {
+        self.rename.is_empty() && self.hide.is_empty()
+    }
+
+    /// Whether `name` (the provider's own) is hidden.
+    pub fn hides(&self, name: &str) -> bool {
+        self.hide.iter().any(|h| h == name)
+    }
+
+    /// The name `name` (the provider's own) is shown as, before any prefix.
+    pub fn renamed<'a>(&'a self, name: &'a str) -> &'a str {
+        self.rename.get(name).map_or(name, String::as_str)
+    }
+
+    fn check(&self, field: &str) -> Result<(), SpecError> {
+        for (from, to) in &self.rename {
+            if from.is_empty() {
+                return Err(SpecError::new(
+                    format!("{field}.rename"),
+                    "names must not be empty",
+                ));
+            }
+            check_name_part(&format!("{field}.rename.{from}"), to)?;
+        }
+        if self.hide.iter().any(String::is_empty) {
+            return Err(SpecError::new(
+                format!("{field}.hide"),
+                "names must not be empty",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A name part clients see (a prefix or a new name): 1 to 64 of `[a-zA-Z0-9_-]`.
+fn check_name_part(field: &str, value: &str) -> Result<(), SpecError> {
+    if value.is_empty()
+        || value.len() > crate::naming::MAX_TOOL_NAME_LEN
+        || !value.chars().all(crate::naming::is_name_char)
+    {
+        return Err(SpecError::new(field, "must be 1 to 64 of [a-zA-Z0-9_-]"));
+    }
+    Ok(())
 }
 
 impl Default for ProviderSpec {
@@ -246,6 +319,9 @@ impl Default for ProviderSpec {
             allow_link_local: false,
             scope: None,
             policies: Vec::new(),
+            prefix: None,
+            tools: ItemNaming::default(),
+            prompts: ItemNaming::default(),
         }
     }
 }
@@ -295,6 +371,9 @@ impl ProviderSpec {
             startup_timeout_s: 0,
             call_timeout_s: 0,
             policies: Vec::new(),
+            prefix: None,
+            tools: ItemNaming::default(),
+            prompts: ItemNaming::default(),
             ..s.clone()
         };
         lifecycle_only(self) != lifecycle_only(other)
@@ -313,6 +392,11 @@ impl ProviderSpec {
     pub fn validate(&self, id: &str) -> Result<(), SpecError> {
         validate_provider_id(id)?;
         self.check_mode_fields()?;
+        if let Some(prefix) = &self.prefix {
+            check_name_part("prefix", prefix)?;
+        }
+        self.tools.check("tools")?;
+        self.prompts.check("prompts")?;
         match self.mode {
             ProviderMode::Subprocess => self.check_subprocess()?,
             ProviderMode::Docker => self.check_docker()?,

@@ -8,7 +8,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use hangar_core::naming::{Collision, ToolIndex, ToolRef};
+use hangar_core::naming::{Collision, NamingEntry, NamingMode, ToolIndex, ToolRef};
+use hangar_core::spec::ItemNaming;
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
 use crate::upstream::ProviderListing;
@@ -31,6 +32,28 @@ pub struct ResourceCollision {
     pub providers: Vec<String>,
 }
 
+/// One provider (or group) as the catalog is built from it.
+#[derive(Debug, Clone, Copy)]
+pub struct Listed<'a> {
+    /// The provider (or group) id.
+    pub id: &'a str,
+    /// Its listing (`None`: never listed yet).
+    pub listing: Option<&'a ProviderListing>,
+    /// How its items are named.
+    pub naming: ProviderNaming<'a>,
+}
+
+/// A provider's own naming settings (`prefix:`, `tools:`, `prompts:`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProviderNaming<'a> {
+    /// What goes before the separator (default: the id).
+    pub prefix: Option<&'a str>,
+    /// Renamed and hidden tools.
+    pub tools: Option<&'a ItemNaming>,
+    /// Renamed and hidden prompts.
+    pub prompts: Option<&'a ItemNaming>,
+}
+
 /// The aggregated, immutable view of every listed provider.
 #[derive(Debug, Default)]
 pub struct Catalog {
@@ -48,34 +71,69 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Builds the view from each provider's listing (`None`: never listed yet).
+    /// Builds the view from each provider's listing (`None`: never listed yet),
+    /// every name prefixed with its provider id.
     pub fn build<'a>(
         providers: impl IntoIterator<Item = (&'a str, Option<&'a ProviderListing>)>,
         separator: &str,
     ) -> Self {
-        let mut by_provider: BTreeMap<&str, &ProviderListing> = BTreeMap::new();
+        Self::build_named(
+            providers.into_iter().map(|(id, listing)| Listed {
+                id,
+                listing,
+                naming: ProviderNaming::default(),
+            }),
+            NamingMode::Prefixed,
+            separator,
+        )
+    }
+
+    /// Builds the view from each provider's listing, named by `mode` and each
+    /// provider's own prefix, renames and hidden items.
+    pub fn build_named<'a>(
+        providers: impl IntoIterator<Item = Listed<'a>>,
+        mode: NamingMode,
+        separator: &str,
+    ) -> Self {
+        let mut by_provider: BTreeMap<&str, (&ProviderListing, ProviderNaming<'a>)> =
+            BTreeMap::new();
         let mut unlisted = Vec::new();
-        for (id, listing) in providers {
-            match listing {
+        for p in providers {
+            match p.listing {
                 Some(l) => {
-                    by_provider.insert(id, l);
+                    by_provider.insert(p.id, (l, p.naming));
                 }
-                None => unlisted.push(id.to_owned()),
+                None => unlisted.push(p.id.to_owned()),
             }
         }
         unlisted.sort();
 
-        let tool_index = ToolIndex::build(
-            by_provider.iter().flat_map(|(p, l)| {
+        let entry = |provider: &str,
+                     name: &str,
+                     naming: &ProviderNaming<'_>,
+                     items: Option<&ItemNaming>| {
+            NamingEntry {
+                tool_ref: ToolRef {
+                    provider: provider.to_owned(),
+                    tool: name.to_owned(),
+                },
+                prefix: naming.prefix.unwrap_or(provider).to_owned(),
+                name: items.map_or(name, |i| i.renamed(name)).to_owned(),
+            }
+        };
+        let tool_index = ToolIndex::build_named(
+            by_provider.iter().flat_map(|(p, (l, naming))| {
                 l.tools
                     .iter()
-                    .map(move |t| ((*p).to_owned(), t.name.to_string()))
+                    .filter(|t| !naming.tools.is_some_and(|i| i.hides(&t.name)))
+                    .map(move |t| entry(p, &t.name, naming, naming.tools))
             }),
+            mode,
             separator,
         );
         let originals: HashMap<(&str, &str), &Tool> = by_provider
             .iter()
-            .flat_map(|(p, l)| l.tools.iter().map(move |t| ((*p, t.name.as_ref()), t)))
+            .flat_map(|(p, (l, _))| l.tools.iter().map(move |t| ((*p, t.name.as_ref()), t)))
             .collect();
         let mut tools = Vec::with_capacity(tool_index.len());
         for (name, r) in tool_index.iter() {
@@ -89,7 +147,7 @@ impl Catalog {
         let mut resources = Vec::new();
         let mut resource_routes = HashMap::new();
         let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (p, l) in &by_provider {
+        for (p, (l, _)) in &by_provider {
             for r in &l.resources {
                 let owners = seen.entry(r.uri.clone()).or_default();
                 owners.push((*p).to_owned());
@@ -107,7 +165,7 @@ impl Catalog {
 
         let mut templates = Vec::new();
         let mut template_routes = Vec::new();
-        for (p, l) in &by_provider {
+        for (p, (l, _)) in &by_provider {
             for t in &l.resource_templates {
                 template_routes.push((UriTemplate::parse(&t.uri_template), (*p).to_owned()));
                 templates.push(t.clone());
@@ -116,17 +174,19 @@ impl Catalog {
 
         // Prompts are named like tools: disambiguated on a collision, never
         // dropped.
-        let prompt_index = ToolIndex::build(
-            by_provider.iter().flat_map(|(p, l)| {
+        let prompt_index = ToolIndex::build_named(
+            by_provider.iter().flat_map(|(p, (l, naming))| {
                 l.prompts
                     .iter()
-                    .map(move |pr| ((*p).to_owned(), pr.name.clone()))
+                    .filter(|pr| !naming.prompts.is_some_and(|i| i.hides(&pr.name)))
+                    .map(move |pr| entry(p, &pr.name, naming, naming.prompts))
             }),
+            mode,
             separator,
         );
         let originals: HashMap<(&str, &str), &Prompt> = by_provider
             .iter()
-            .flat_map(|(p, l)| l.prompts.iter().map(move |pr| ((*p, pr.name.as_str()), pr)))
+            .flat_map(|(p, (l, _))| l.prompts.iter().map(move |pr| ((*p, pr.name.as_str()), pr)))
             .collect();
         let mut prompts = Vec::with_capacity(prompt_index.len());
         let mut prompt_routes = HashMap::with_capacity(prompt_index.len());

@@ -27,7 +27,7 @@ pub mod sessions;
 pub mod trace;
 pub mod upstream;
 
-pub use catalog::{Catalog, PromptRef, ResourceCollision};
+pub use catalog::{Catalog, Listed, PromptRef, ProviderNaming, ResourceCollision};
 pub use error::UpstreamError;
 pub use gate::{
     Approval, AuditOutcome, AuditVerdict, CallAudit, ElicitationAsk, HeldCall, Questioner,

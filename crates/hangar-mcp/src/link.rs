@@ -351,7 +351,16 @@ impl Link {
                 | "notifications/resources/list_changed"
                 | "notifications/prompts/list_changed" => handler.event(UpstreamEvent::ListChanged),
                 "notifications/message" => {
-                    tracing::debug!(provider = %self.provider, "provider log message");
+                    match message.params.map(|p| {
+                        serde_json::from_str::<rmcp::model::LoggingMessageNotificationParam>(
+                            p.get(),
+                        )
+                    }) {
+                        Some(Ok(p)) => handler.log(p),
+                        _ => {
+                            tracing::debug!(provider = %self.provider, "provider log message not understood");
+                        }
+                    }
                 }
                 _ => {}
             },

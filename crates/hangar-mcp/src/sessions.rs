@@ -8,13 +8,16 @@
 //! this table is needed to serve a 2026-07-28 request, which carries
 //! everything itself.
 
+// Logging is deprecated by SEP-2577, but 2025-era clients still set levels.
+#![allow(deprecated)]
+
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use rmcp::ErrorData;
-use rmcp::model::{ClientCapabilities, ProtocolVersion, RequestId};
+use rmcp::model::{ClientCapabilities, LoggingLevel, ProtocolVersion, RequestId};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +43,26 @@ pub struct SessionEntry {
     /// Requests sent to the client, awaiting its answer, by id.
     asked: Mutex<HashMap<RequestId, oneshot::Sender<ClientAnswer>>>,
     next_ask: AtomicU64,
+    /// The least severe log level the client wants (`logging/setLevel`), as
+    /// [`level_rank`]; [`NO_LEVEL`] until it sets one (then everything goes).
+    log_level: AtomicU8,
+}
+
+/// No `logging/setLevel` yet.
+const NO_LEVEL: u8 = 0;
+
+/// The severity rank of a log level, 1 (debug) to 8 (emergency).
+pub fn level_rank(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 1,
+        LoggingLevel::Info => 2,
+        LoggingLevel::Notice => 3,
+        LoggingLevel::Warning => 4,
+        LoggingLevel::Error => 5,
+        LoggingLevel::Critical => 6,
+        LoggingLevel::Alert => 7,
+        LoggingLevel::Emergency => 8,
+    }
 }
 
 /// Keeps a call in its session's in-flight map until dropped.
@@ -83,6 +106,17 @@ impl SessionEntry {
     /// Cancelled when the session ends.
     pub fn ended(&self) -> &CancellationToken {
         &self.ended
+    }
+
+    /// `logging/setLevel`: log messages below `level` are not sent to it.
+    pub fn set_log_level(&self, level: LoggingLevel) {
+        self.log_level.store(level_rank(level), Ordering::Relaxed);
+    }
+
+    /// Whether a log message at `level` goes to this client.
+    pub fn wants_log(&self, level: LoggingLevel) -> bool {
+        let min = self.log_level.load(Ordering::Relaxed);
+        min == NO_LEVEL || level_rank(level) >= min
     }
 
     /// Records a call in flight (until the returned guard drops); `ct` is
@@ -184,6 +218,7 @@ impl SessionTable {
             inflight: Mutex::default(),
             asked: Mutex::default(),
             next_ask: AtomicU64::new(1),
+            log_level: AtomicU8::new(NO_LEVEL),
         };
         self.write().insert(Arc::from(id), Arc::new(entry));
     }

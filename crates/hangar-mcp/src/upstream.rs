@@ -81,6 +81,12 @@ pub trait ClientRequests: Send + Sync {
         method: &'static str,
         params: serde_json::Value,
     ) -> futures::future::BoxFuture<'static, Result<serde_json::Value, ErrorData>>;
+
+    /// A provider's log message for the client (dropped when the client
+    /// set a higher level, or its reply stream is full: never waited for).
+    fn log(&self, params: &LoggingMessageNotificationParam) {
+        let _ = params;
+    }
 }
 
 /// Where a provider's server-to-client requests for a call go: the client's
@@ -142,6 +148,19 @@ impl ClientPeer {
                 .await
                 .map_err(service_error_to_error_data),
             Self::Front(front) => ask(front.as_ref(), "elicitation/create", params).await,
+        }
+    }
+
+    /// A provider's log message to the client (never waits).
+    pub fn log(&self, params: LoggingMessageNotificationParam) {
+        match self {
+            Self::Rmcp(peer) => {
+                let peer = peer.clone();
+                tokio::spawn(async move {
+                    let _ = peer.notify_logging_message(params).await;
+                });
+            }
+            Self::Front(front) => front.log(&params),
         }
     }
 
@@ -320,6 +339,26 @@ impl UpstreamHandler {
         }
     }
 
+    /// A provider's log message (`notifications/message`): to the client whose
+    /// calls are in flight on this provider. Log messages carry no request id,
+    /// so when calls of several clients are in flight it is not known whose it
+    /// is, and it goes to none of them (never to another client).
+    pub(crate) fn log(&self, params: LoggingMessageNotificationParam) {
+        let peer = {
+            let inflight = lock(&self.shared.inflight);
+            let mut calls = inflight.values().filter(|c| c.peer.is_some());
+            let Some(first) = calls.next() else { return };
+            if calls.any(|c| c.client_key != first.client_key) {
+                tracing::debug!(provider = %self.shared.provider, "provider log message not forwarded: calls of several clients are in flight");
+                return;
+            }
+            first.peer.clone()
+        };
+        if let Some(peer) = peer {
+            peer.log(params);
+        }
+    }
+
     /// Passes a provider's event to the runtime.
     pub(crate) fn event(&self, event: UpstreamEvent) {
         (self.shared.events)(event);
@@ -437,7 +476,7 @@ impl ClientHandler for UpstreamHandler {
         params: LoggingMessageNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        tracing::debug!(provider = %self.shared.provider, level = ?params.level, "provider log message");
+        self.log(params);
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {

@@ -32,6 +32,8 @@ pub const TOOL_INVOCATION: &str = "ToolInvocationCompleted";
 pub struct EngineConfig {
     /// Separator between provider and tool in exposed names.
     pub tool_separator: String,
+    /// How exposed names are formed (`server.tool_naming`).
+    pub tool_naming: hangar_core::naming::NamingMode,
     /// Stderr lines kept per provider.
     pub log_capacity: usize,
     /// Stderr lines per second kept per provider (the rest are counted and dropped).
@@ -61,6 +63,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             tool_separator: DEFAULT_SEPARATOR.to_owned(),
+            tool_naming: hangar_core::naming::NamingMode::Prefixed,
             log_capacity: hangar_core::config::DEFAULT_MAX_LOG_LINES,
             log_lines_per_s: hangar_core::config::DEFAULT_LOG_LINES_PER_S,
             store: None,
@@ -83,6 +86,7 @@ struct Shared {
     catalog: ArcSwap<Catalog>,
     changes: watch::Sender<u64>,
     separator: String,
+    naming: hangar_core::naming::NamingMode,
     log_limits: crate::logs::LogLimits,
     store: Option<Store>,
     events: EventBus,
@@ -123,6 +127,7 @@ impl Engine {
                 catalog: ArcSwap::from_pointee(Catalog::default()),
                 changes,
                 separator: config.tool_separator,
+                naming: config.tool_naming,
                 log_limits: crate::logs::LogLimits {
                     capacity: config.log_capacity,
                     lines_per_s: config.log_lines_per_s,
@@ -282,22 +287,63 @@ impl Engine {
             })
             .collect();
         let providers: Vec<Arc<Provider>> = self.providers().values().cloned().collect();
-        let mut listings: Vec<(String, Option<Arc<hangar_mcp::ProviderListing>>)> = providers
+        /// One catalog source: its id, listing, the spec whose naming applies,
+        /// and whether that spec's own `prefix:` applies (not for a group).
+        struct Source {
+            id: String,
+            listing: Option<Arc<hangar_mcp::ProviderListing>>,
+            spec: Option<Arc<ProviderSpec>>,
+            own_prefix: bool,
+        }
+        let mut sources: Vec<Source> = providers
             .iter()
             .filter(|p| !member_ids.contains(p.id()))
-            .map(|p| (p.id().to_owned(), p.listing()))
+            .map(|p| Source {
+                id: p.id().to_owned(),
+                listing: p.listing(),
+                spec: Some(p.spec()),
+                own_prefix: true,
+            })
             .collect();
         for g in &groups {
             let members = self.members_of(g);
-            let listing = if members.is_empty() {
-                Some(Arc::new(hangar_mcp::ProviderListing::default()))
+            // A group's items are its first listed member's, named as that
+            // member renames and hides them, under the group's id.
+            let (listing, spec) = if members.is_empty() {
+                (Some(Arc::new(hangar_mcp::ProviderListing::default())), None)
             } else {
-                members.iter().flatten().find_map(|p| p.listing())
+                members
+                    .iter()
+                    .flatten()
+                    .find_map(|p| p.listing().map(|l| (Some(l), Some(p.spec()))))
+                    .unwrap_or((None, None))
             };
-            listings.push((g.id().to_owned(), listing));
+            sources.push(Source {
+                id: g.id().to_owned(),
+                listing,
+                spec,
+                own_prefix: false,
+            });
         }
-        let catalog = Catalog::build(
-            listings.iter().map(|(id, l)| (id.as_str(), l.as_deref())),
+        let catalog = Catalog::build_named(
+            sources.iter().map(|s| hangar_mcp::Listed {
+                id: &s.id,
+                listing: s.listing.as_deref(),
+                naming: s
+                    .spec
+                    .as_deref()
+                    .map(|spec| hangar_mcp::ProviderNaming {
+                        prefix: if s.own_prefix {
+                            spec.prefix.as_deref()
+                        } else {
+                            None
+                        },
+                        tools: Some(&spec.tools),
+                        prompts: Some(&spec.prompts),
+                    })
+                    .unwrap_or_default(),
+            }),
+            self.shared.naming,
             &self.shared.separator,
         );
         let old = self.shared.catalog.swap(Arc::new(catalog));
@@ -416,8 +462,14 @@ impl Engine {
         }
         let old = provider.spec();
         let restart_required = provider.state().is_running() && old.runs_differently_from(&spec);
+        let renamed =
+            old.prefix != spec.prefix || old.tools != spec.tools || old.prompts != spec.prompts;
         provider.set_spec(spec);
         self.refresh_spec_policies();
+        if renamed {
+            // New names apply at once (clients get list_changed).
+            self.rebuild_catalog();
+        }
         Ok(restart_required)
     }
 

@@ -204,3 +204,93 @@ proptest! {
         prop_assert_eq!(ToolIndex::build(shuffled, "__"), index);
     }
 }
+
+mod modes {
+    use super::super::{NamingEntry, NamingMode, ToolIndex, ToolRef};
+
+    fn entries(list: &[(&str, &str)]) -> Vec<NamingEntry> {
+        list.iter()
+            .map(|(p, t)| NamingEntry::plain(*p, *t))
+            .collect()
+    }
+
+    fn route(index: &ToolIndex, name: &str) -> Option<(String, String)> {
+        index
+            .resolve(name)
+            .map(|r| (r.provider.clone(), r.tool.clone()))
+    }
+
+    #[test]
+    fn bare_keeps_tool_names_and_disambiguates_shared_ones() {
+        let index = ToolIndex::build_named(
+            entries(&[("a", "x"), ("b", "x"), ("b", "y")]),
+            NamingMode::Bare,
+            "__",
+        );
+        assert_eq!(index.len(), 3);
+        assert_eq!(route(&index, "y"), Some(("b".into(), "y".into())));
+        assert!(index.resolve("x").is_none());
+        assert_eq!(index.collisions().len(), 1);
+        for p in ["a", "b"] {
+            let name = index.exposed_name_of(p, "x").unwrap_or_default();
+            assert!(name.starts_with("x-") && name.len() == 10, "{name}");
+        }
+    }
+
+    #[test]
+    fn conditional_prefixes_only_what_collides_and_reports_it() {
+        let index = ToolIndex::build_named(
+            entries(&[("a", "x"), ("b", "x"), ("b", "y")]),
+            NamingMode::Conditional,
+            "__",
+        );
+        assert_eq!(route(&index, "y"), Some(("b".into(), "y".into())));
+        assert_eq!(route(&index, "a__x"), Some(("a".into(), "x".into())));
+        assert_eq!(route(&index, "b__x"), Some(("b".into(), "x".into())));
+        let c = index.collisions();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.first().map(|c| c.exposed.as_str()), Some("x"));
+        // A bare name equal to another tool's prefixed name: both kept.
+        let index = ToolIndex::build_named(
+            entries(&[("a", "x"), ("b", "x"), ("c", "a__x")]),
+            NamingMode::Conditional,
+            "__",
+        );
+        assert_eq!(index.len(), 3);
+        let names: Vec<&str> = index.iter().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), 3);
+    }
+
+    #[test]
+    fn prefix_and_rename_shape_the_name_not_the_route() {
+        let entry = NamingEntry {
+            tool_ref: ToolRef {
+                provider: "time".into(),
+                tool: "get_current_time".into(),
+            },
+            prefix: "t".into(),
+            name: "now".into(),
+        };
+        for (mode, want) in [
+            (NamingMode::Prefixed, "t__now"),
+            (NamingMode::Conditional, "now"),
+            (NamingMode::Bare, "now"),
+        ] {
+            let index = ToolIndex::build_named([entry.clone()], mode, "__");
+            assert_eq!(
+                route(&index, want),
+                Some(("time".into(), "get_current_time".into())),
+                "{mode:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_bare_names_stay_within_64() {
+        let long = "t".repeat(80);
+        let index = ToolIndex::build_named(entries(&[("p", &long)]), NamingMode::Bare, "__");
+        let name = index.exposed_name_of("p", &long).unwrap_or_default();
+        assert_eq!(name.len(), 64);
+        assert!(name.starts_with("ttt"));
+    }
+}
