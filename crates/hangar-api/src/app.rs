@@ -326,6 +326,7 @@ pub fn router(state: AppState) -> Router {
         max_body_bytes: state.max_body_bytes,
         shutdown: state.shutdown.clone(),
         lists: Arc::default(),
+        parking: Arc::default(),
     };
     front.spawn_sweeper();
     let protected = Router::new()

@@ -22,6 +22,7 @@ pub mod error;
 pub mod extract;
 pub mod groups;
 pub mod maintenance;
+mod mcp_bridge;
 pub mod mcp_front;
 pub mod observe_api;
 pub mod openapi;

@@ -98,6 +98,8 @@ pub(crate) struct McpFront {
     pub(crate) shutdown: CancellationToken,
     /// `tools/list` answers already serialized.
     pub(crate) lists: Arc<ListCache>,
+    /// Stateless calls waiting for their client's input (the era bridge).
+    pub(crate) parking: Arc<crate::mcp_bridge::Parking>,
 }
 
 /// The serialized `tools/list` results of the last few (catalog, era,
@@ -173,12 +175,14 @@ impl McpFront {
                 tokio::select! {
                     () = front.shutdown.cancelled() => {
                         front.sessions.clear();
+                        front.parking.clear();
                         return;
                     }
                     _ = tick.tick() => {
                         for id in front.sessions.stale(front.limits.idle_timeout) {
                             front.sessions.remove(&id);
                         }
+                        front.parking.sweep();
                     }
                 }
             }
@@ -316,11 +320,23 @@ pub(crate) async fn front(State(front): State<McpFront>, req: Request, next: Nex
         return session_message(&front, &parts, &envelope, entry).await;
     }
     let served = match (envelope.method.as_deref(), &envelope.id) {
+        // 2026-07-28 removed the handshake: asked for in that era, it does
+        // not exist (404, -32601).
+        (Some("initialize"), Some(id)) if modern => Some(rpc_error_response(
+            StatusCode::NOT_FOUND,
+            Some(id),
+            ErrorData::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                "method not found: initialize (removed in 2026-07-28; use server/discover)",
+                None,
+            ),
+        )),
         (Some("initialize"), Some(id)) => {
             Some(initialize(&front, &parts, &principal, id, envelope.params))
         }
-        (Some(method @ ("tools/call" | "tools/list")), Some(id)) => {
-            match stateless_request(&parts.headers, method, &envelope) {
+        (Some(method @ ("tools/call" | "tools/list" | "completion/complete")), Some(id)) => {
+            use hangar_mcp::Backend as _;
+            match stateless_request(&parts.headers, method, &envelope, &front.backend.catalog()) {
                 Some(meta) => Some(
                     answer(
                         &front,
@@ -462,7 +478,8 @@ async fn session_message(
             | "resources/templates/list"
             | "resources/read"
             | "prompts/list"
-            | "prompts/get" => {
+            | "prompts/get"
+            | "completion/complete" => {
                 let meta = meta_of(envelope.params).unwrap_or_default();
                 answer(
                     front,
@@ -660,6 +677,7 @@ fn stateless_request(
     headers: &HeaderMap,
     method: &str,
     envelope: &Envelope<'_>,
+    catalog: &hangar_mcp::Catalog,
 ) -> Option<RequestMetaObject> {
     if single(headers, VERSION_HEADER)? != ProtocolVersion::V_2026_07_28.as_str() {
         return None;
@@ -676,7 +694,9 @@ fn stateless_request(
     if method == "tools/call" {
         let name = tool_name(envelope.params)?;
         let header = single(headers, "mcp-name")?;
-        if header != name || header.starts_with("=?base64?") {
+        // A tool that promotes arguments to Mcp-Param-* headers: rmcp checks
+        // they are there and match.
+        if header != name || header.starts_with("=?base64?") || catalog.has_param_headers(&name) {
             return None;
         }
     }
@@ -779,7 +799,40 @@ async fn answer(
         }
         Era::Stateless => (None, None),
     };
-    let incoming = Incoming {
+    let principal = ext
+        .get::<CallerId>()
+        .map(|c| c.0.clone())
+        .unwrap_or_default();
+    // A stateless call: a retry of a parked call goes on where it stopped;
+    // a new one gets the era bridge when its client can answer requests.
+    let mut bridge = None;
+    if stateless && method == "tools/call" {
+        let call: CallToolRequestParams = match parse_params(params) {
+            Ok(c) => c,
+            Err(e) => return finish(id, Err(e), stateless),
+        };
+        if let Some(state) = call.request_state.as_deref()
+            && let Some(result) = front
+                .parking
+                .resume(
+                    &front.backend,
+                    &principal,
+                    &call.name,
+                    state,
+                    call.input_responses.clone(),
+                )
+                .await
+        {
+            return finish(id, result, stateless);
+        }
+        if capabilities
+            .as_ref()
+            .is_some_and(|c| c.sampling.is_some() || c.elicitation.is_some() || c.roots.is_some())
+        {
+            bridge = Some((call.name.to_string(), crate::mcp_bridge::Bridge::new()));
+        }
+    }
+    let mut incoming = Incoming {
         caller: ext.get::<CallerId>().map(|c| c.0.clone()),
         roles: ext
             .get::<CallerRoles>()
@@ -801,6 +854,13 @@ async fn answer(
             }))),
             _ => None,
         },
+    };
+    let (tool, mut bridge_rx) = match bridge {
+        Some((tool, (bridge, rx))) => {
+            incoming.peer = Some(ClientPeer::Front(Arc::new(bridge)));
+            (tool, Some(rx))
+        }
+        None => (String::new(), None),
     };
     if method == "tools/list" {
         // Listings take an optional cursor; the whole list is one page.
@@ -831,7 +891,7 @@ async fn answer(
         Ok(work) => work,
         Err(e) => return finish(id, Err(e), stateless),
     };
-    let mut work = Box::pin(work);
+    let mut work = work;
     let mut queue = VecDeque::new();
     let mut work = tokio::select! {
         biased;
@@ -852,8 +912,32 @@ async fn answer(
             queue.push_back(ask);
             Some(work)
         }
+        Some(ask) = recv(&mut bridge_rx) => {
+            // The provider asks the stateless client something: the call is
+            // parked and the client gets the question as input requests.
+            let running = crate::mcp_bridge::Running {
+                work,
+                asks: bridge_rx.take().unwrap_or_else(|| mpsc::channel(1).1),
+                progress: progress_rx.take(),
+            };
+            match front.parking.park(&front.backend, &principal, &tool, ask, running) {
+                Ok(input) => return finish(id, input, stateless),
+                Err(running) => {
+                    // Refused (too many waiting): the call goes on without it.
+                    bridge_rx = Some(running.asks);
+                    progress_rx = running.progress;
+                    Some(running.work)
+                }
+            }
+        }
     };
     let id = id.clone();
+    let parking = (
+        front.parking.clone(),
+        front.backend.clone(),
+        principal,
+        tool,
+    );
     let stream = futures::stream::poll_fn(move |cx| {
         use std::task::Poll;
         // The session's record of the call lives as long as the stream.
@@ -862,9 +946,9 @@ async fn answer(
             if let Some(event) = queue.pop_front() {
                 return Poll::Ready(Some(Ok::<Bytes, std::convert::Infallible>(event)));
             }
-            let Some(running) = work.as_mut() else {
+            if work.is_none() {
                 return Poll::Ready(None);
-            };
+            }
             if let Some(Poll::Ready(Some(p))) = progress_rx.as_mut().map(|rx| rx.poll_recv(cx)) {
                 queue.push_back(progress_event(p));
                 continue;
@@ -873,6 +957,29 @@ async fn answer(
                 queue.push_back(ask);
                 continue;
             }
+            if let Some(Poll::Ready(Some(ask))) = bridge_rx.as_mut().map(|rx| rx.poll_recv(cx)) {
+                // Progress came first, then a question: the input request is
+                // this stream's last event and the call is parked.
+                let (parked, backend, principal, tool) = &parking;
+                let Some(taken) = work.take() else { continue };
+                let running = crate::mcp_bridge::Running {
+                    work: taken,
+                    asks: bridge_rx.take().unwrap_or_else(|| mpsc::channel(1).1),
+                    progress: progress_rx.take(),
+                };
+                match parked.park(backend, principal, tool, ask, running) {
+                    Ok(input) => queue.push_back(sse_event(&reply_body(&id, input, stateless))),
+                    Err(running) => {
+                        bridge_rx = Some(running.asks);
+                        progress_rx = running.progress;
+                        work = Some(running.work);
+                    }
+                }
+                continue;
+            }
+            let Some(running) = work.as_mut() else {
+                continue;
+            };
             match running.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(result) => {
@@ -948,6 +1055,15 @@ fn work(
                     .get_prompt_as(request, incoming)
                     .await
                     .map(ServerResult::from)
+            })
+        }
+        "completion/complete" => {
+            let request: hangar_mcp::rmcp::model::CompleteRequestParams = parse_params(params)?;
+            Box::pin(async move {
+                server
+                    .complete_as(request, incoming)
+                    .await
+                    .map(ServerResult::CompleteResult)
             })
         }
         list => {

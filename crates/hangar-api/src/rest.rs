@@ -864,14 +864,14 @@ fn name_collisions(catalog: &hangar_mcp::Catalog) -> Vec<NameCollision> {
             .collect(),
     };
     let tools = catalog.tool_collisions().iter().map(|c| named("tool", c));
-    let prompts = catalog.prompt_collisions().iter().map(|c| named("prompt", c));
-    let resources = catalog
-        .resource_collisions()
+    let prompts = catalog
+        .prompt_collisions()
         .iter()
-        .map(|c| NameCollision {
-            kind: "resource",
-            name: c.uri.clone(),
-            members: c.providers.clone(),
-        });
+        .map(|c| named("prompt", c));
+    let resources = catalog.resource_collisions().iter().map(|c| NameCollision {
+        kind: "resource",
+        name: c.uri.clone(),
+        members: c.providers.clone(),
+    });
     tools.chain(prompts).chain(resources).collect()
 }

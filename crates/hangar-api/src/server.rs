@@ -119,6 +119,7 @@ pub async fn build(opts: &ServerOptions) -> Result<(AppState, HangarConfig), Ser
         instance_id,
         tool_separator: config.server.tool_separator.clone(),
         tool_naming: config.server.tool_naming,
+        operator_questions: config.server.operator_questions,
         log_capacity: config.server.max_log_lines,
         log_lines_per_s: config.server.log_lines_per_s,
         store: Some(store.clone()),

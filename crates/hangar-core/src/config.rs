@@ -213,6 +213,11 @@ impl fmt::Display for ConfigError {
 pub struct ServerSettings {
     /// Between provider id and tool name in exposed tool names (1–8 of `[a-zA-Z0-9_-]`).
     pub tool_separator: String,
+    /// A provider's elicitation for a client that can't answer it waits as a
+    /// question an operator answers over REST (`true`, the default); `false`:
+    /// clients' capabilities reach providers exactly as declared, and such a
+    /// call fails as it would without Hangar.
+    pub operator_questions: bool,
     /// How exposed tool and prompt names are formed: `prefixed` (`<provider>__<tool>`,
     /// the default), `conditional` (bare while unique across providers) or `bare`.
     pub tool_naming: crate::naming::NamingMode,
@@ -394,6 +399,7 @@ impl Default for ServerSettings {
         Self {
             tool_separator: DEFAULT_SEPARATOR.to_owned(),
             tool_naming: crate::naming::NamingMode::Prefixed,
+            operator_questions: true,
             allowed_origins: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_log_lines: DEFAULT_MAX_LOG_LINES,

@@ -59,6 +59,7 @@ pub struct ProviderNaming<'a> {
 pub struct Catalog {
     tools: Vec<Tool>,
     tool_index: ToolIndex,
+    param_header_tools: std::collections::HashSet<String>,
     resources: Vec<Resource>,
     resource_routes: HashMap<String, String>,
     templates: Vec<ResourceTemplate>,
@@ -136,10 +137,14 @@ impl Catalog {
             .flat_map(|(p, (l, _))| l.tools.iter().map(move |t| ((*p, t.name.as_ref()), t)))
             .collect();
         let mut tools = Vec::with_capacity(tool_index.len());
+        let mut param_header_tools = std::collections::HashSet::new();
         for (name, r) in tool_index.iter() {
             if let Some(t) = originals.get(&(r.provider.as_str(), r.tool.as_str())) {
                 let mut t = (*t).clone();
                 t.name = name.to_owned().into();
+                if t.input_schema.values().any(annotated) {
+                    param_header_tools.insert(name.to_owned());
+                }
                 tools.push(t);
             }
         }
@@ -209,6 +214,7 @@ impl Catalog {
         Self {
             tools,
             tool_index,
+            param_header_tools,
             resources,
             resource_routes,
             templates,
@@ -224,6 +230,22 @@ impl Catalog {
     /// All tools under their exposed names, sorted by name.
     pub fn tools(&self) -> &[Tool] {
         &self.tools
+    }
+
+    /// The tool clients see as `name`.
+    pub fn tool(&self, name: &str) -> Option<&Tool> {
+        // `tools` is in name order (the index's).
+        self.tools
+            .binary_search_by(|t| t.name.as_ref().cmp(name))
+            .ok()
+            .and_then(|i| self.tools.get(i))
+    }
+
+    /// Whether tool `name`'s input schema promotes arguments to `Mcp-Param-*`
+    /// headers (`x-mcp-header`, SEP-2243), which a 2026-07-28 call must then
+    /// carry and match.
+    pub fn has_param_headers(&self, name: &str) -> bool {
+        self.param_header_tools.contains(name)
     }
 
     /// Resolves an exposed tool name.
@@ -350,6 +372,17 @@ impl UriTemplate {
             }
         }
         go(&self.parts, uri)
+    }
+}
+
+/// Whether `schema` holds an `x-mcp-header` annotation anywhere.
+fn annotated(schema: &serde_json::Value) -> bool {
+    match schema {
+        serde_json::Value::Object(map) => {
+            map.contains_key("x-mcp-header") || map.values().any(annotated)
+        }
+        serde_json::Value::Array(items) => items.iter().any(annotated),
+        _ => false,
     }
 }
 

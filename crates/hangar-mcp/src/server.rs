@@ -402,7 +402,10 @@ impl<B: Backend> AggregatingServer<B> {
             capabilities: incoming.capabilities.clone(),
             ct: incoming.ct.clone(),
             client_key: self.client_key,
-            server_requests: !incoming.stateless,
+            // A 2026-07-28 call takes server requests only through Hangar's
+            // own bridge (its front turns them into input-required results).
+            server_requests: !incoming.stateless
+                || matches!(incoming.peer, Some(ClientPeer::Front(_))),
             questioner: self.backend.questioner(),
             tool: None,
             principal: None,
@@ -614,6 +617,70 @@ impl<B: Backend> AggregatingServer<B> {
             return Err(not_found());
         };
         admitted.forward(&request).await
+    }
+
+    /// `completion/complete` for `incoming`: to the provider of the prompt or
+    /// resource template it names (by the names clients see), with the
+    /// provider's own prompt name. What a policy denies does not exist.
+    pub async fn complete_as(
+        &self,
+        mut request: rmcp::model::CompleteRequestParams,
+        incoming: Incoming,
+    ) -> Result<rmcp::model::CompleteResult, ErrorData> {
+        let catalog = self.catalog_listed().await;
+        let caller = tool_call::Caller::of(&incoming);
+        let (provider, kind, name) = match &mut request.r#ref {
+            rmcp::model::Reference::Prompt(p) => {
+                let route = catalog.resolve_prompt(&p.name).cloned().ok_or_else(|| {
+                    ErrorData::invalid_params(format!("Unknown prompt: {}", p.name), None)
+                })?;
+                p.name.clone_from(&route.prompt);
+                (route.provider, PolicyKind::Prompt, route.prompt)
+            }
+            rmcp::model::Reference::Resource(r) => {
+                let provider = catalog
+                    .resource_templates_by_provider()
+                    .find(|(t, _)| t.uri_template == r.uri)
+                    .map(|(_, p)| p.to_owned())
+                    .or_else(|| catalog.resolve_resource(&r.uri).map(str::to_owned))
+                    .ok_or_else(|| {
+                        ErrorData::resource_not_found(
+                            format!("Resource not found: {}", r.uri),
+                            None,
+                        )
+                    })?;
+                (provider, PolicyKind::Resource, r.uri.clone())
+            }
+            other => {
+                return Err(ErrorData::invalid_params(
+                    format!(
+                        "unsupported completion reference {}",
+                        other.reference_type()
+                    ),
+                    None,
+                ));
+            }
+        };
+        drop(catalog);
+        if caller.verdict(self.backend.as_ref(), kind, &provider, &name) == Effect::Deny {
+            return Err(match kind {
+                PolicyKind::Prompt => {
+                    ErrorData::invalid_params(format!("Unknown prompt: {name}"), None)
+                }
+                _ => ErrorData::resource_not_found(format!("Resource not found: {name}"), None),
+            });
+        }
+        let lease = self
+            .backend
+            .acquire(&provider, &[])
+            .await
+            .map_err(|e| e.to_error_data())?;
+        let downstream = self.downstream(&incoming);
+        lease
+            .upstream
+            .complete(request, &downstream, lease.call_timeout)
+            .await
+            .map_err(|e| e.to_error_data())
     }
 
     /// `prompts/list` for `incoming`.
@@ -860,8 +927,12 @@ impl<B: Backend> AggregatingServer<B> {
 
 impl<B: Backend> ServerHandler for AggregatingServer<B> {
     fn get_info(&self) -> ServerConfig {
+        // Logging is deprecated by SEP-2577; 2025-era clients still set levels.
+        #[allow(deprecated)]
+        let builder = ServerCapabilities::builder().enable_logging();
         ServerConfig::new(
-            ServerCapabilities::builder()
+            builder
+                .enable_completions()
                 .enable_tools()
                 .enable_tool_list_changed()
                 .enable_resources()
@@ -872,7 +943,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         )
         .with_server_info(Implementation::new("hangar", env!("CARGO_PKG_VERSION")))
         .with_instructions(
-            "Hangar: the tools of every configured MCP provider, named <provider>__<tool>.",
+            "Hangar: the tools, resources and prompts of every configured MCP provider.",
         )
     }
 
@@ -932,6 +1003,19 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         self.get_prompt_as(request, Incoming::of(&context)).await
+    }
+
+    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        // rmcp's HTTP service checks `Mcp-Param-*` headers against it.
+        self.backend.catalog().tool(name).cloned()
+    }
+
+    async fn complete(
+        &self,
+        request: rmcp::model::CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CompleteResult, ErrorData> {
+        self.complete_as(request, Incoming::of(&context)).await
     }
 
     async fn set_level(

@@ -203,6 +203,26 @@ pub struct DownstreamCall {
     pub trace: Option<crate::trace::TraceContext>,
 }
 
+impl DownstreamCall {
+    /// What the provider may ask of this call's client: the client's own
+    /// sampling, elicitation and roots (as it declared them), plus elicitation
+    /// when an operator can answer questions for it.
+    pub fn answerable_capabilities(&self) -> ClientCapabilities {
+        let declared = self.capabilities.clone().unwrap_or_default();
+        let mut caps = ClientCapabilities::default();
+        caps.sampling = declared.sampling;
+        caps.elicitation = declared.elicitation;
+        caps.roots = declared.roots;
+        if caps.elicitation.is_none() && self.questioner.is_some() {
+            caps.elicitation = ClientCapabilities::builder()
+                .enable_elicitation()
+                .build()
+                .elicitation;
+        }
+        caps
+    }
+}
+
 /// The options of a request forwarded for `downstream`: its trace context
 /// in `_meta` (rmcp adds the progress token and the era's own keys).
 fn request_options(downstream: &DownstreamCall) -> PeerRequestOptions {
@@ -285,43 +305,50 @@ impl UpstreamHandler {
     }
 
     /// Picks the downstream client that should answer a provider's
-    /// server-to-client request. stdio carries no association between such a
-    /// request and the call that caused it, so it is routed only when it is
-    /// unambiguous: every call in flight on this provider comes from one client.
+    /// server-to-client request (sampling, elicitation, roots).
+    ///
+    /// A 2025-era provider's request carries nothing that ties it to the
+    /// call that caused it (its stdio has no related-request id), so the
+    /// candidates are the calls in flight on this provider whose client can
+    /// take it: a session with a reply stream, or a 2026-07-28 call Hangar
+    /// bridges (see `ClientPeer::Front`), that declared the capability
+    /// (`need`). Clients that can't answer never make it ambiguous; when the
+    /// candidates belong to one client, it gets the request; when they belong
+    /// to several, the request is refused rather than guessed (never sent to a
+    /// client whose call did not ask).
     fn route_client_request(
         &self,
         need: fn(&ClientCapabilities) -> bool,
     ) -> Result<ClientPeer, ErrorData> {
         let inflight = lock(&self.shared.inflight);
-        let mut chosen: Option<&InflightCall> = None;
-        for call in inflight.values() {
-            match chosen {
-                None => chosen = Some(call),
-                Some(c) if c.client_key == call.client_key => {}
-                Some(_) => {
-                    return Err(ErrorData::internal_error(
-                        "request is ambiguous: calls from several clients are in flight on this provider",
-                        None,
-                    ));
-                }
-            }
-        }
-        let Some(call) = chosen else {
+        if inflight.is_empty() {
             return Err(ErrorData::internal_error(
                 "no client call is in flight",
                 None,
             ));
-        };
-        match &call.peer {
-            Some(peer) if call.server_requests && call.capabilities.as_ref().is_some_and(need) => {
-                Ok(peer.clone())
-            }
-            _ => Err(ErrorData::new(
+        }
+        let mut candidates = inflight.values().filter(|call| {
+            call.peer.is_some()
+                && call.server_requests
+                && call.capabilities.as_ref().is_some_and(need)
+        });
+        let Some(first) = candidates.next() else {
+            return Err(ErrorData::new(
                 rmcp::model::ErrorCode::METHOD_NOT_FOUND,
                 "the calling client does not support this request",
                 None,
-            )),
+            ));
+        };
+        if candidates.any(|c| c.client_key != first.client_key) {
+            return Err(ErrorData::internal_error(
+                "request is ambiguous: calls of several clients that could answer it are in flight on this provider",
+                None,
+            ));
         }
+        first
+            .peer
+            .clone()
+            .ok_or_else(|| ErrorData::internal_error("the calling client takes no requests", None))
     }
 }
 
@@ -935,6 +962,24 @@ impl Upstream {
         }
     }
 
+    /// Forwards one `completion/complete` (with the provider's own prompt name).
+    pub async fn complete(
+        &self,
+        mut params: rmcp::model::CompleteRequestParams,
+        downstream: &DownstreamCall,
+        timeout: Duration,
+    ) -> Result<rmcp::model::CompleteResult, UpstreamError> {
+        params.meta = None;
+        let request = ClientRequest::CompleteRequest(rmcp::model::CompleteRequest::new(params));
+        match self.forward(request, downstream, timeout).await? {
+            Reply::Typed(r) => match *r {
+                ServerResult::CompleteResult(r) => Ok(r),
+                _ => Err(self.protocol("unexpected result type for completion/complete")),
+            },
+            Reply::Raw(raw) => self.decode(&raw),
+        }
+    }
+
     /// Forwards one `prompts/get` (with the provider's own prompt name).
     pub async fn get_prompt(
         &self,
@@ -1006,11 +1051,15 @@ impl Upstream {
                 ))
             }
             Conn::Link { link, .. } => {
-                let meta = downstream
+                let mut meta = downstream
                     .trace
                     .as_ref()
-                    .map(crate::trace::TraceContext::to_meta);
-                let (id, rx) = link.send(request, meta, true).await?;
+                    .map(crate::trace::TraceContext::to_meta)
+                    .unwrap_or_default();
+                // A 2026-07-28 provider asks only for what this call's client
+                // can give (read from `_meta`; a 2025 provider ignores it).
+                meta.set_client_capabilities(downstream.answerable_capabilities());
+                let (id, rx) = link.send(request, Some(meta), true).await?;
                 let provider = self.provider.clone();
                 let answer = Box::pin(async move {
                     match rx.await {

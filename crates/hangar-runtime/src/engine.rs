@@ -34,6 +34,9 @@ pub struct EngineConfig {
     pub tool_separator: String,
     /// How exposed names are formed (`server.tool_naming`).
     pub tool_naming: hangar_core::naming::NamingMode,
+    /// Elicitations for clients that can't answer them become operator
+    /// questions (`server.operator_questions`).
+    pub operator_questions: bool,
     /// Stderr lines kept per provider.
     pub log_capacity: usize,
     /// Stderr lines per second kept per provider (the rest are counted and dropped).
@@ -64,6 +67,7 @@ impl Default for EngineConfig {
         Self {
             tool_separator: DEFAULT_SEPARATOR.to_owned(),
             tool_naming: hangar_core::naming::NamingMode::Prefixed,
+            operator_questions: true,
             log_capacity: hangar_core::config::DEFAULT_MAX_LOG_LINES,
             log_lines_per_s: hangar_core::config::DEFAULT_LOG_LINES_PER_S,
             store: None,
@@ -87,6 +91,7 @@ struct Shared {
     changes: watch::Sender<u64>,
     separator: String,
     naming: hangar_core::naming::NamingMode,
+    operator_questions: bool,
     log_limits: crate::logs::LogLimits,
     store: Option<Store>,
     events: EventBus,
@@ -128,6 +133,7 @@ impl Engine {
                 changes,
                 separator: config.tool_separator,
                 naming: config.tool_naming,
+                operator_questions: config.operator_questions,
                 log_limits: crate::logs::LogLimits {
                     capacity: config.log_capacity,
                     lines_per_s: config.log_lines_per_s,
@@ -884,7 +890,9 @@ impl Backend for Engine {
     }
 
     fn questioner(&self) -> Option<Arc<dyn hangar_mcp::Questioner>> {
-        Some(self.shared.gate.questioner.clone())
+        self.shared
+            .operator_questions
+            .then(|| self.shared.gate.questioner.clone())
     }
 
     fn audit(&self, audit: hangar_mcp::CallAudit<'_>) {

@@ -5,11 +5,15 @@
 //! `crash`). Everything except the MCP protocol itself goes to stderr.
 
 mod cli;
+mod conformance;
 mod interactive;
 mod media;
+mod mrtr;
 mod prompts;
 mod resources;
 mod server;
+mod state;
+mod subscriptions;
 mod tools;
 
 use std::io::Write as _;
@@ -87,7 +91,7 @@ async fn serve_http(server: FixtureServer, addr: std::net::SocketAddr) -> ExitCo
         StreamableHttpServerConfig, StreamableHttpService,
     };
     let service = StreamableHttpService::new(
-        move || Ok(server.clone()),
+        move || Ok(server.for_new_session()),
         std::sync::Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default().with_json_response(true),
     );

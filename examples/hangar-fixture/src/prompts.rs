@@ -1,10 +1,36 @@
-//! Conformance fixture prompts.
+//! Conformance fixture prompts, and argument completion (`completion/complete`).
 
 use rmcp::ErrorData;
-use rmcp::model::{GetPromptResult, JsonObject, Prompt, PromptArgument, PromptMessage, Role};
+use rmcp::model::{
+    CompleteRequestParams, CompleteResult, CompletionInfo, ContentBlock, GetPromptResult,
+    JsonObject, Prompt, PromptArgument, PromptMessage, Reference, ResourceContents, Role,
+};
+
+use crate::media::{PNG_1X1_BASE64, PNG_MIME};
 
 pub const SIMPLE: &str = "test_simple_prompt";
 pub const WITH_ARGUMENTS: &str = "test_prompt_with_arguments";
+/// An image message followed by a text message.
+pub const WITH_IMAGE: &str = "test_prompt_with_image";
+/// An embedded resource (URI from `resourceUri`) followed by a text message.
+pub const WITH_EMBEDDED_RESOURCE: &str = "test_prompt_with_embedded_resource";
+/// Asks the client for context first (MRTR, SEP-2322); see `conformance.rs`.
+pub const INPUT_REQUIRED: &str = "test_input_required_result_prompt";
+/// Text of the resource embedded by [`WITH_EMBEDDED_RESOURCE`].
+pub const EMBEDDED_RESOURCE_TEXT: &str = "Embedded resource content for testing.";
+
+/// Completion candidates of `test_prompt_with_arguments`' arguments.
+const ARGUMENT_VALUES: &[&str] = &["alpha", "bravo", "charlie", "test", "testing", "tested"];
+/// Completion candidates of `test_prompt_with_embedded_resource`'s `resourceUri`.
+const RESOURCE_URI_VALUES: &[&str] = &[
+    crate::resources::STATIC_TEXT_URI,
+    crate::resources::STATIC_BINARY_URI,
+    crate::resources::WATCHED_URI,
+];
+/// Completion candidates of `{id}` in `test://template/{id}/data`.
+const TEMPLATE_ID_VALUES: &[&str] = &["1", "2", "3", "42"];
+/// Completion candidates of `{ms}` in `test://slow/{ms}`.
+const SLOW_MS_VALUES: &[&str] = &["100", "1000", "5000"];
 
 pub fn list() -> Vec<Prompt> {
     vec![
@@ -21,11 +47,41 @@ pub fn list() -> Vec<Prompt> {
                     .with_required(true),
             ]),
         ),
+        Prompt::new(WITH_IMAGE, Some("A prompt with image content"), None),
+        Prompt::new(
+            WITH_EMBEDDED_RESOURCE,
+            Some("A prompt with an embedded resource"),
+            Some(vec![
+                PromptArgument::new("resourceUri")
+                    .with_description("URI of the resource to embed")
+                    .with_required(true),
+            ]),
+        ),
+        Prompt::new(
+            INPUT_REQUIRED,
+            Some("A prompt that first asks the client for context (elicitation)"),
+            None,
+        ),
     ]
 }
 
 pub fn get(name: &str, arguments: Option<&JsonObject>) -> Result<GetPromptResult, ErrorData> {
     let text = match name {
+        WITH_IMAGE => {
+            return Ok(GetPromptResult::new(vec![
+                PromptMessage::new(Role::User, ContentBlock::image(PNG_1X1_BASE64, PNG_MIME)),
+                PromptMessage::new_text(Role::User, "Please analyze the image above."),
+            ]));
+        }
+        WITH_EMBEDDED_RESOURCE => {
+            let uri = required_argument(arguments, "resourceUri")?;
+            let resource =
+                ResourceContents::text(EMBEDDED_RESOURCE_TEXT, uri).with_mime_type("text/plain");
+            return Ok(GetPromptResult::new(vec![
+                PromptMessage::new(Role::User, ContentBlock::resource(resource)),
+                PromptMessage::new_text(Role::User, "Please process the embedded resource above."),
+            ]));
+        }
         SIMPLE => "This is a simple prompt for testing.".to_owned(),
         WITH_ARGUMENTS => {
             let arg1 = required_argument(arguments, "arg1")?;
@@ -43,6 +99,54 @@ pub fn get(name: &str, arguments: Option<&JsonObject>) -> Result<GetPromptResult
         Role::User,
         text,
     )]))
+}
+
+/// Answer `completion/complete` for the fixture's prompt arguments and
+/// resource-template variables: the known candidates starting with the typed
+/// value (case-insensitively). Unknown prompts and templates are `-32602`.
+pub fn complete(request: &CompleteRequestParams) -> Result<CompleteResult, ErrorData> {
+    let argument = request.argument.name.as_str();
+    let candidates: &[&str] = match &request.r#ref {
+        Reference::Prompt(prompt) => match (prompt.name.as_str(), argument) {
+            (WITH_ARGUMENTS, "arg1" | "arg2") => ARGUMENT_VALUES,
+            (WITH_EMBEDDED_RESOURCE, "resourceUri") => RESOURCE_URI_VALUES,
+            (SIMPLE | WITH_ARGUMENTS | WITH_IMAGE | WITH_EMBEDDED_RESOURCE | INPUT_REQUIRED, _) => {
+                &[]
+            }
+            (other, _) => {
+                return Err(ErrorData::invalid_params(
+                    format!("prompt not found: {other}"),
+                    None,
+                ));
+            }
+        },
+        Reference::Resource(template) => match (template.uri.as_str(), argument) {
+            (crate::resources::TEMPLATE_URI, "id") => TEMPLATE_ID_VALUES,
+            (crate::resources::SLOW_URI, "ms") => SLOW_MS_VALUES,
+            (crate::resources::TEMPLATE_URI | crate::resources::SLOW_URI, _) => &[],
+            (other, _) => {
+                return Err(ErrorData::invalid_params(
+                    format!("resource template not found: {other}"),
+                    None,
+                ));
+            }
+        },
+        _ => {
+            return Err(ErrorData::invalid_params(
+                "unsupported completion reference",
+                None,
+            ));
+        }
+    };
+    let typed = request.argument.value.to_lowercase();
+    let values: Vec<String> = candidates
+        .iter()
+        .filter(|value| value.to_lowercase().starts_with(&typed))
+        .map(|value| (*value).to_owned())
+        .collect();
+    CompletionInfo::with_all_values(values)
+        .map(CompleteResult::new)
+        .map_err(|error| ErrorData::internal_error(error, None))
 }
 
 /// Prompt arguments are strings on the wire; accept other scalars leniently.
@@ -95,5 +199,66 @@ mod tests {
         arguments.remove("arg2");
         assert!(get(WITH_ARGUMENTS, Some(&arguments)).is_err());
         assert!(get("nope", None).is_err());
+    }
+
+    #[test]
+    fn media_prompts_render() {
+        let image = get(WITH_IMAGE, None).unwrap();
+        let json = serde_json::to_value(&image).unwrap();
+        assert_eq!(json["messages"][0]["content"]["type"], "image");
+        assert_eq!(json["messages"][0]["content"]["mimeType"], PNG_MIME);
+        assert_eq!(
+            json["messages"][1]["content"]["text"],
+            "Please analyze the image above."
+        );
+
+        let mut arguments = JsonObject::new();
+        arguments.insert("resourceUri".into(), "test://example-resource".into());
+        let embedded = get(WITH_EMBEDDED_RESOURCE, Some(&arguments)).unwrap();
+        let json = serde_json::to_value(&embedded).unwrap();
+        let resource = &json["messages"][0]["content"];
+        assert_eq!(resource["type"], "resource");
+        assert_eq!(resource["resource"]["uri"], "test://example-resource");
+        assert_eq!(resource["resource"]["mimeType"], "text/plain");
+        assert_eq!(resource["resource"]["text"], EMBEDDED_RESOURCE_TEXT);
+        assert!(get(WITH_EMBEDDED_RESOURCE, None).is_err());
+    }
+
+    #[test]
+    fn completes_by_prefix() {
+        use rmcp::model::ArgumentInfo;
+        let values = |reference: Reference, name: &str, value: &str| {
+            complete(&CompleteRequestParams::new(
+                reference,
+                ArgumentInfo::new(name, value),
+            ))
+            .map(|result| result.completion.values)
+        };
+        assert_eq!(
+            values(Reference::for_prompt(WITH_ARGUMENTS), "arg1", "te").unwrap(),
+            vec!["test", "testing", "tested"]
+        );
+        assert_eq!(
+            values(Reference::for_prompt(WITH_ARGUMENTS), "arg2", "")
+                .unwrap()
+                .len(),
+            ARGUMENT_VALUES.len()
+        );
+        assert!(
+            values(Reference::for_prompt(SIMPLE), "x", "")
+                .unwrap()
+                .is_empty()
+        );
+        assert!(values(Reference::for_prompt("nope"), "x", "").is_err());
+        assert_eq!(
+            values(
+                Reference::for_resource(crate::resources::TEMPLATE_URI),
+                "id",
+                "4"
+            )
+            .unwrap(),
+            vec!["42"]
+        );
+        assert!(values(Reference::for_resource("test://nope/{x}"), "x", "").is_err());
     }
 }

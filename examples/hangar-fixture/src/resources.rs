@@ -1,4 +1,5 @@
-//! Conformance fixture resources: two static resources and one template.
+//! Conformance fixture resources: two static resources and two templates,
+//! plus the unlisted `test://watched-resource` that subscription tests watch.
 
 use rmcp::ErrorData;
 use rmcp::model::{ReadResourceResult, Resource, ResourceContents, ResourceTemplate};
@@ -11,6 +12,11 @@ pub const STATIC_BINARY_URI: &str = "test://static-binary";
 pub const TEMPLATE_URI: &str = "test://template/{id}/data";
 /// Read after `{ms}` milliseconds (at most 60 s): a slow provider.
 pub const SLOW_URI: &str = "test://slow/{ms}";
+/// Readable but not listed: the URI the subscription scenarios subscribe to;
+/// `test_trigger_resource_update` announces changes to it.
+pub const WATCHED_URI: &str = "test://watched-resource";
+/// Text of [`WATCHED_URI`].
+pub const WATCHED_TEXT: &str = "This resource is updated by the test_trigger_resource_update tool.";
 const SLOW_PREFIX: &str = "test://slow/";
 const TEMPLATE_PREFIX: &str = "test://template/";
 const TEMPLATE_SUFFIX: &str = "/data";
@@ -47,6 +53,7 @@ pub fn read(uri: &str) -> Result<ReadResourceResult, ErrorData> {
     let contents = match uri {
         STATIC_TEXT_URI => ResourceContents::text(STATIC_TEXT, uri).with_mime_type("text/plain"),
         STATIC_BINARY_URI => ResourceContents::blob(PNG_1X1_BASE64, uri).with_mime_type(PNG_MIME),
+        WATCHED_URI => ResourceContents::text(WATCHED_TEXT, uri).with_mime_type("text/plain"),
         _ if delay_of(uri).is_some() => {
             ResourceContents::text("slow", uri).with_mime_type("text/plain")
         }
@@ -111,5 +118,8 @@ mod tests {
         );
 
         assert!(read("test://nope").is_err());
+        let watched = read(WATCHED_URI).map(|r| text_of(&r).map(str::to_owned));
+        assert_eq!(watched, Ok(Some(WATCHED_TEXT.to_owned())));
+        assert!(!list().iter().any(|r| r.uri == WATCHED_URI), "not listed");
     }
 }

@@ -6,18 +6,24 @@
 #![allow(deprecated)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
-    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, LoggingLevel,
-    LoggingMessageNotificationParam, PaginatedRequestParams, ProtocolVersion,
+    CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse,
+    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams, ProtocolVersion,
     ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
-    SetLevelRequestParams,
+    SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
+
+use crate::state::StateCodec;
+use crate::subscriptions::Hub;
+
+/// Source of [`FixtureServer::session`] ids.
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(0);
 
 /// Default `serverInfo.name`.
 pub const DEFAULT_NAME: &str = "hangar-fixture";
@@ -30,6 +36,13 @@ pub struct FixtureServer {
     legacy: bool,
     /// Minimum level set through `logging/setLevel`; `0` means "not set".
     log_level: Arc<AtomicU8>,
+    /// Identifies the MCP session this instance serves (for
+    /// `resources/subscribe`); see [`Self::for_new_session`].
+    session: u64,
+    /// Resource subscriptions and change notifications, process-wide.
+    hub: Arc<Hub>,
+    /// Seals the MRTR `requestState`, with a per-process key.
+    state_codec: Arc<StateCodec>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -39,8 +52,29 @@ impl FixtureServer {
             name: name.into(),
             legacy: false,
             log_level: Arc::new(AtomicU8::new(0)),
-            tool_router: Self::tool_router(),
+            session: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+            hub: Arc::new(Hub::default()),
+            state_codec: Arc::new(StateCodec::new()),
+            tool_router: Self::tool_router() + Self::conformance_router(),
         }
+    }
+
+    /// A clone for another MCP session (Streamable HTTP serves many): the
+    /// same shared state, its own session id.
+    pub fn for_new_session(&self) -> Self {
+        let mut server = self.clone();
+        server.session = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+        server
+    }
+
+    /// The process-wide change hub.
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The `requestState` codec.
+    pub(crate) fn state_codec(&self) -> &StateCodec {
+        &self.state_codec
     }
 
     /// The same server listing `n` more tools, `bulk_00000`…, each answering
@@ -169,8 +203,11 @@ impl ServerHandler for FixtureServer {
             .enable_tools()
             .enable_tool_list_changed()
             .enable_resources()
+            .enable_resources_subscribe()
             .enable_prompts()
+            .enable_prompts_list_changed()
             .enable_logging()
+            .enable_completions()
             .build();
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new(
@@ -188,6 +225,46 @@ impl ServerHandler for FixtureServer {
         self.log_level
             .store(level_rank(request.level), Ordering::Relaxed);
         Ok(())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        crate::prompts::complete(&request)
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.hub
+            .subscribe(self.session, &request.uri, context.peer.clone());
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.hub.unsubscribe(self.session, &request.uri);
+        Ok(())
+    }
+
+    /// Everything the client asks for; rmcp narrows it to what
+    /// [`Self::get_info`] advertises.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        self.hub.listen(context).await
     }
 
     async fn list_resources(
@@ -230,8 +307,15 @@ impl ServerHandler for FixtureServer {
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        if request.name == crate::prompts::INPUT_REQUIRED {
+            let retry = crate::mrtr::Retry {
+                request_state: request.request_state,
+                input_responses: request.input_responses,
+            };
+            return self.input_required_prompt(&context, retry).await;
+        }
         crate::prompts::get(&request.name, request.arguments.as_ref()).map(GetPromptResponse::from)
     }
 }
@@ -250,6 +334,20 @@ mod tests {
         assert!(info.capabilities.resources.is_some());
         assert!(info.capabilities.prompts.is_some());
         assert!(info.capabilities.logging.is_some());
+        assert!(info.capabilities.completions.is_some());
+        let resources = info.capabilities.resources.as_ref();
+        assert_eq!(resources.and_then(|r| r.subscribe), Some(true));
+        let prompts = info.capabilities.prompts.as_ref();
+        assert_eq!(prompts.and_then(|p| p.list_changed), Some(true));
+    }
+
+    #[test]
+    fn sessions_get_their_own_ids() {
+        let server = FixtureServer::new("x");
+        let other = server.for_new_session();
+        assert_ne!(server.session, other.session);
+        assert!(Arc::ptr_eq(&server.hub, &other.hub));
+        assert_eq!(server.tool_router.list_all().len(), 16 + 18);
     }
 
     #[test]

@@ -30,7 +30,7 @@ type TestResult = Result<(), Box<dyn Error>>;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-const ALL_TOOLS: [&str; 16] = [
+const ALL_TOOLS: [&str; 34] = [
     "test_simple_text",
     "test_image_content",
     "test_audio_content",
@@ -47,6 +47,25 @@ const ALL_TOOLS: [&str; 16] = [
     "env",
     "crash",
     "trace_context",
+    // For the official conformance suite (src/conformance.rs):
+    "json_schema_2020_12_tool",
+    "test_header_param",
+    "test_elicitation_sep1034_defaults",
+    "test_elicitation_sep1330_enums",
+    "test_input_required_result_elicitation",
+    "test_input_required_result_sampling",
+    "test_input_required_result_list_roots",
+    "test_input_required_result_request_state",
+    "test_input_required_result_multiple_inputs",
+    "test_input_required_result_multi_round",
+    "test_input_required_result_tampered_state",
+    "test_input_required_result_capabilities",
+    "test_missing_capability",
+    "test_streaming_elicitation",
+    "test_logging_tool",
+    "test_trigger_tool_change",
+    "test_trigger_prompt_change",
+    "test_trigger_resource_update",
 ];
 
 /// A client that supports sampling and elicitation and counts notifications.

@@ -120,6 +120,32 @@ fn client_can_fulfil(input: &InputRequiredResult, caps: Option<&ClientCapabiliti
     })
 }
 
+/// The capabilities a stateless client lacks for `input` that Hangar can't
+/// stand in for (an elicitation an operator may answer as a question is not
+/// one of them), as a `ClientCapabilities` object; `None` when there are none.
+fn unanswerable(
+    input: &InputRequiredResult,
+    downstream: &DownstreamCall,
+) -> Option<serde_json::Value> {
+    let caps = downstream.capabilities.clone().unwrap_or_default();
+    let mut missing = serde_json::Map::new();
+    for (_, r) in input.input_requests.iter().flatten() {
+        let (name, lacking) = match r {
+            InputRequest::CreateMessage(_) => ("sampling", caps.sampling.is_none()),
+            InputRequest::ListRoots(_) => ("roots", caps.roots.is_none()),
+            InputRequest::Elicitation(_) => (
+                "elicitation",
+                caps.elicitation.is_none() && downstream.questioner.is_none(),
+            ),
+            _ => continue,
+        };
+        if lacking {
+            missing.insert(name.to_owned(), serde_json::json!({}));
+        }
+    }
+    (!missing.is_empty()).then_some(serde_json::Value::Object(missing))
+}
+
 /// Forwards the call; when the provider answers with input requests the client
 /// can't fulfil itself, Hangar fulfils them (a 2025-era client by server
 /// requests, elicitations otherwise as pending questions) and retries.
@@ -139,6 +165,18 @@ pub(super) async fn call_with_input(
         };
         if stateless && client_can_fulfil(&input, downstream.capabilities.as_ref()) {
             return Ok(CallToolResponse::InputRequired(input));
+        }
+        if stateless && let Some(missing) = unanswerable(&input, downstream) {
+            // What a server itself answers when a 2026-07-28 client lacks a
+            // capability the call needs.
+            return Err(UpstreamError::Rpc {
+                provider: lease.target.clone(),
+                error: rmcp::ErrorData::new(
+                    rmcp::model::ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY,
+                    "Missing required client capability",
+                    Some(serde_json::json!({ "requiredCapabilities": missing })),
+                ),
+            });
         }
         let mut responses = InputResponses::new();
         for (key, r) in input.input_requests.clone().unwrap_or_default() {
