@@ -1,9 +1,14 @@
 """Start a real `hangar-server` (with the Rust fixture provider and the PyPI
 `mcp-server-time` provider) on a free loopback port for the interop tests.
 
+A second server (`real_servers`) runs third-party npm MCP servers as providers:
+`@modelcontextprotocol/server-everything`, `server-filesystem` and `server-memory`.
+
 Environment:
   HANGAR_BIN_DIR  directory holding `hangar-server` and `hangar-fixture`
                   (default: <repo>/target/debug)
+  HANGAR_NPM_BIN  directory holding the npm servers' executables (`npm ci` in tests/npm;
+                  default: <repo>/tests/npm/node_modules/.bin); they need `node` on PATH
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -175,16 +182,27 @@ def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> bool:
     pytest.fail(f"hangar-server not healthy after {START_TIMEOUT_S}s; log tail:\n{_log_tail(log)}")
 
 
-@pytest.fixture(scope="session")
-def hangar_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HangarServer]:
-    bin_dir = _bin_dir()
-    server_bin = bin_dir / "hangar-server"
+def _server_bin() -> Path:
+    server_bin = _bin_dir() / "hangar-server"
     if not os.access(server_bin, os.X_OK):
         pytest.fail(f"missing {server_bin}; build it or set HANGAR_BIN_DIR")
+    return server_bin
 
+
+@pytest.fixture(scope="session")
+def hangar_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HangarServer]:
+    server_bin = _server_bin()
     work = tmp_path_factory.mktemp("hangar")
     config = work / "config.yaml"
-    _write_config(config, bin_dir)
+    _write_config(config, _bin_dir())
+    with _run_hangar(server_bin, config, work) as server:
+        yield server
+
+
+@contextmanager
+def _run_hangar(server_bin: Path, config: Path, work: Path) -> Iterator[HangarServer]:
+    """Runs `server_bin` with `config` (data and logs under `work`) until the block ends, then
+    stops it and fails if it did not exit cleanly or left provider processes behind."""
     key = "hgr_" + secrets.token_hex(16)
     env = {**os.environ, "HANGAR_ADMIN_KEY": key}
     env.pop("HANGAR_CONFIG", None)
@@ -255,3 +273,64 @@ def hangar_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HangarSe
             )
         if problems:
             pytest.fail("\n".join(problems) + f"\nserver log tail:\n{_log_tail(log)}")
+
+
+# --- a second server: third-party npm MCP servers ------------------------------------------
+
+
+class RealServers(NamedTuple):
+    """A Hangar whose providers are the npm reference servers `everything`, `filesystem`
+    (allowed to use `fs_root` only) and `memory` (its graph in `memory_file`)."""
+
+    url: str
+    key: str
+    fs_root: Path  # real path (symlinks resolved), as server-filesystem reports it
+    memory_file: Path
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.url}/mcp"
+
+
+FS_SEED_NAME = "hello.txt"
+FS_SEED_TEXT = "Hello from a file the test created.\nSecond line: ünïcödé ✓\n"
+
+
+def _npm_bin_dir() -> Path:
+    default = REPO_ROOT / "tests" / "npm" / "node_modules" / ".bin"
+    return Path(os.environ.get("HANGAR_NPM_BIN") or default).resolve()
+
+
+def _write_real_config(path: Path, npm_bin: Path, fs_root: Path, memory_file: Path) -> None:
+    exes = {name: npm_bin / f"mcp-server-{name}" for name in ("everything", "filesystem", "memory")}
+    for exe in exes.values():
+        if not os.access(exe, os.X_OK):
+            pytest.fail(f"missing executable {exe} (run `npm ci` in tests/npm, or set HANGAR_NPM_BIN)")
+    if shutil.which("node") is None:
+        pytest.fail("the npm MCP servers need `node` on PATH")
+    q = json.dumps  # JSON strings are valid YAML flow scalars
+    path.write_text(
+        "providers:\n"
+        "  everything:\n"
+        f"    command: [{q(str(exes['everything']))}, \"stdio\"]\n"
+        "  filesystem:\n"
+        f"    command: [{q(str(exes['filesystem']))}, {q(str(fs_root))}]\n"
+        "  memory:\n"
+        f"    command: [{q(str(exes['memory']))}]\n"
+        f"    env: {{ MEMORY_FILE_PATH: {q(str(memory_file))} }}\n"
+    )
+
+
+@pytest.fixture(scope="session")
+def real_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServers]:
+    server_bin = _server_bin()
+    work = tmp_path_factory.mktemp("hangar-real")
+    fs_root = (work / "fs-root").resolve()
+    fs_root.mkdir()
+    (fs_root / FS_SEED_NAME).write_text(FS_SEED_TEXT, encoding="utf-8")
+    memory_file = work / "memory" / "graph.jsonl"
+    memory_file.parent.mkdir()
+    config = work / "config.yaml"
+    _write_real_config(config, _npm_bin_dir(), fs_root, memory_file)
+    with _run_hangar(server_bin, config, work) as server:
+        yield RealServers(url=server.url, key=server.key, fs_root=fs_root, memory_file=memory_file)

@@ -524,3 +524,129 @@ async fn a_providers_question_reaches_a_session_on_the_calls_stream_and_its_answ
     let result = last["result"].to_string();
     assert!(result.contains("raw-client"), "{last}");
 }
+
+/// The next `notifications/resources/updated` URI on an SSE stream (bounded wait).
+async fn next_update(stream: &mut reqwest::Response, buffer: &mut String) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            for m in sse_messages(&event) {
+                if m["method"] == "notifications/resources/updated" {
+                    return m["params"]["uri"].as_str().unwrap().to_owned();
+                }
+            }
+        }
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .expect("no resource update arrived")
+            .unwrap()
+            .expect("the stream ended");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+async fn subscriptions_reach_subscribers_only(legacy_provider: bool) {
+    // One provider: the URIs are its own (several providers listing the
+    // same URI route it to the first).
+    let config = if legacy_provider {
+        format!(
+            "providers:\n  old:\n    command: [\"{}\", \"--legacy\"]\n",
+            hangar_e2e::bin("hangar-fixture").display()
+        )
+    } else {
+        fixture_config("fx", "")
+    };
+    let server = Server::start(&config).await;
+    let (tool, watched, other) = if legacy_provider {
+        (
+            "old__test_trigger_resource_update",
+            "test://watched-resource",
+            "test://static-text",
+        )
+    } else {
+        (
+            "fx__test_trigger_resource_update",
+            "test://watched-resource",
+            "test://static-text",
+        )
+    };
+    let (a, b) = (
+        session(&server, ADMIN_KEY).await,
+        session(&server, ADMIN_KEY).await,
+    );
+    for (s, uri) in [(&a, watched), (&b, other)] {
+        let r = json_reply(post_session(
+            &server,
+            ADMIN_KEY,
+            s,
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "resources/subscribe", "params": {"uri": uri}}),
+        ))
+        .await;
+        assert_eq!(r["result"], json!({}), "{r}");
+    }
+    let get = |s: &str| {
+        reqwest::Client::new()
+            .get(server.at("/mcp"))
+            .bearer_auth(ADMIN_KEY)
+            .header("Accept", "text/event-stream")
+            .header("MCP-Protocol-Version", "2025-06-18")
+            .header("Mcp-Session-Id", s)
+            .send()
+    };
+    let mut sa = get(&a).await.unwrap();
+    let mut sb = get(&b).await.unwrap();
+    let (mut ba, mut bb) = (String::new(), String::new());
+    let trigger = |uri: &str| {
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": tool, "arguments": {"uri": uri}}})
+    };
+    let r = json_reply(post_session(&server, ADMIN_KEY, &a, &trigger(watched))).await;
+    assert!(r["result"]["content"][0]["text"].is_string(), "{r}");
+    assert_eq!(next_update(&mut sa, &mut ba).await, watched);
+    // b subscribed to the other URI only: its first update is that one.
+    json_reply(post_session(&server, ADMIN_KEY, &a, &trigger(other))).await;
+    assert_eq!(next_update(&mut sb, &mut bb).await, other);
+
+    // Unsubscribed and ended, nobody holds the provider's subscriptions.
+    json_reply(post_session(
+        &server,
+        ADMIN_KEY,
+        &a,
+        &json!({"jsonrpc": "2.0", "id": 3, "method": "resources/unsubscribe", "params": {"uri": watched}}),
+    ))
+    .await;
+    let r = reqwest::Client::new()
+        .delete(server.at("/mcp"))
+        .bearer_auth(ADMIN_KEY)
+        .header("Mcp-Session-Id", &b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    if legacy_provider {
+        // The 2025 provider counts its session's subscriptions.
+        for _ in 0..100 {
+            let r = json_reply(post_session(&server, ADMIN_KEY, &a, &trigger(other))).await;
+            let text = r["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if text.contains("(0 session subscriber(s))") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the provider still has subscribers after every client left");
+    }
+}
+
+#[tokio::test]
+async fn resource_updates_reach_subscribed_sessions_only_2026_provider() {
+    subscriptions_reach_subscribers_only(false).await;
+}
+
+#[tokio::test]
+async fn resource_updates_reach_subscribed_sessions_only_2025_provider() {
+    subscriptions_reach_subscribers_only(true).await;
+}

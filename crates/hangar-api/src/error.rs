@@ -105,6 +105,7 @@ impl From<RuntimeError> for ApiError {
             }
             RuntimeError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "StorageError"),
             RuntimeError::AppendOnly(_) => (StatusCode::CONFLICT, "AppendOnlyStreamError"),
+            RuntimeError::Subscription { .. } => (StatusCode::BAD_GATEWAY, "SubscriptionError"),
         };
         Self::new(status, kind, e.to_string())
     }

@@ -163,6 +163,24 @@ impl ListCache {
 }
 
 impl McpFront {
+    /// Ends session `id`: it is forgotten, its streams close, and its
+    /// resource subscriptions are released.
+    pub(crate) fn end_session(&self, id: &str) {
+        let Some(entry) = self.sessions.remove(id) else {
+            return;
+        };
+        let uris = entry.take_subscriptions();
+        if uris.is_empty() {
+            return;
+        }
+        let engine = self.backend.clone();
+        tokio::spawn(async move {
+            for uri in uris {
+                engine.unsubscribe_resource(&uri).await;
+            }
+        });
+    }
+
     /// Ends sessions unused for the idle timeout, every few seconds, until
     /// `shutdown`.
     pub(crate) fn spawn_sweeper(&self) {
@@ -180,7 +198,7 @@ impl McpFront {
                     }
                     _ = tick.tick() => {
                         for id in front.sessions.stale(front.limits.idle_timeout) {
-                            front.sessions.remove(&id);
+                            front.end_session(&id);
                         }
                         front.parking.sweep();
                     }
@@ -255,7 +273,7 @@ pub(crate) async fn front(State(front): State<McpFront>, req: Request, next: Nex
     match (req.method().clone(), &entry, &session_id) {
         (http::Method::GET, Some(entry), _) => return event_stream(&front, entry),
         (http::Method::DELETE, Some(_), Some(id)) => {
-            front.sessions.remove(id);
+            front.end_session(id);
             // Gone now, not later: 200 (clients log 202 as a failed end).
             return StatusCode::OK.into_response();
         }
@@ -457,6 +475,10 @@ async fn session_message(
     match (envelope.method.as_deref(), &envelope.id) {
         (Some(method), Some(id)) => match method {
             "ping" => finish(id, Ok(ServerResult::empty(())), false),
+            "resources/subscribe" | "resources/unsubscribe" => {
+                let result = subscription(front, parts, method, envelope.params, &entry).await;
+                finish(id, result.map(|()| ServerResult::empty(())), false)
+            }
             "logging/setLevel" => match parse_params::<SetLevelRequestParams>(envelope.params) {
                 Ok(p) => {
                     entry.set_log_level(p.level);
@@ -534,6 +556,67 @@ async fn session_message(
     }
 }
 
+/// `resources/subscribe` or `resources/unsubscribe` of a session: recorded
+/// in the session (its GET stream then carries the resource's
+/// `notifications/resources/updated`), and held at the provider while any
+/// client holds it. Subscribing needs what reading does (`tools:call`, a
+/// policy that does not deny reading the resource).
+async fn subscription(
+    front: &McpFront,
+    parts: &http::request::Parts,
+    method: &str,
+    params: Option<&RawValue>,
+    entry: &Arc<SessionEntry>,
+) -> Result<(), ErrorData> {
+    use hangar_mcp::Backend as _;
+    #[derive(Deserialize)]
+    struct Uri {
+        uri: String,
+    }
+    let Uri { uri } = parse_params(params)?;
+    if method == "resources/unsubscribe" {
+        if entry.unsubscribe(&uri) {
+            front.backend.unsubscribe_resource(&uri).await;
+        }
+        return Ok(());
+    }
+    let ext = &parts.extensions;
+    if !ext.get::<CallerCanCall>().is_none_or(|c| c.0) {
+        return Err(ErrorData::invalid_request(
+            "permission denied: resources/subscribe needs the tools:call permission",
+            None,
+        ));
+    }
+    if let Some(provider) = front.backend.catalog().resolve_resource(&uri) {
+        let roles = ext
+            .get::<CallerRoles>()
+            .map_or_else(|| Arc::from(Vec::new()), |r| r.0.clone());
+        let caller = ext.get::<CallerId>().map(|c| c.0.as_str());
+        let effect = front.backend.verdict(
+            hangar_core::PolicyKind::Resource,
+            caller,
+            &roles,
+            provider,
+            &uri,
+        );
+        if effect == hangar_core::Effect::Deny {
+            // A resource you may not read does not exist.
+            return Err(ErrorData::resource_not_found(
+                format!("Resource not found: {uri}"),
+                None,
+            ));
+        }
+    }
+    if entry.subscribe(&uri)
+        && let Err(e) = front.backend.subscribe_resource(&uri).await
+    {
+        entry.unsubscribe(&uri);
+        front.backend.unsubscribe_resource(&uri).await;
+        return Err(ErrorData::internal_error(e.to_string(), None));
+    }
+    Ok(())
+}
+
 /// The session's GET stream: `list_changed` notifications while it lasts
 /// (a comment every 15 s keeps intermediaries from closing it). No task:
 /// the stream is polled by the connection that reads it.
@@ -541,25 +624,49 @@ fn event_stream(front: &McpFront, entry: &Arc<SessionEntry>) -> Response {
     use hangar_mcp::Backend as _;
     let mut changes = front.backend.changes();
     changes.borrow_and_update();
+    let updates = front.backend.resource_updates();
     let ended = entry.ended().clone();
     let shutdown = front.shutdown.clone();
+    let session = entry.clone();
     let tick = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
-    let stream = futures::stream::unfold((changes, tick), move |(mut changes, mut tick)| {
-        let (ended, shutdown) = (ended.clone(), shutdown.clone());
-        async move {
-            let item = tokio::select! {
-                () = ended.cancelled() => return None,
-                () = shutdown.cancelled() => return None,
-                r = changes.changed() => {
-                    r.ok()?;
-                    list_changed_events()
-                }
-                _ = tick.tick() => Bytes::from_static(b": keep-alive\n\n"),
-            };
-            Some((Ok::<Bytes, std::convert::Infallible>(item), (changes, tick)))
-        }
-    });
+    let stream = futures::stream::unfold(
+        (changes, updates, tick),
+        move |(mut changes, mut updates, mut tick)| {
+            let (ended, shutdown, session) = (ended.clone(), shutdown.clone(), session.clone());
+            async move {
+                let item = loop {
+                    tokio::select! {
+                        () = ended.cancelled() => return None,
+                        () = shutdown.cancelled() => return None,
+                        r = changes.changed() => {
+                            r.ok()?;
+                            break list_changed_events();
+                        }
+                        u = updates.recv() => match u {
+                            Ok(uri) if session.is_subscribed(&uri) => break resource_updated_event(&uri),
+                            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                        },
+                        _ = tick.tick() => break Bytes::from_static(b": keep-alive\n\n"),
+                    }
+                };
+                Some((
+                    Ok::<Bytes, std::convert::Infallible>(item),
+                    (changes, updates, tick),
+                ))
+            }
+        },
+    );
     sse_response(Body::from_stream(stream))
+}
+
+fn resource_updated_event(uri: &str) -> Bytes {
+    let n = Notification {
+        jsonrpc: "2.0",
+        method: "notifications/resources/updated",
+        params: serde_json::json!({ "uri": uri }),
+    };
+    serde_json::to_vec(&n).map_or_else(|_| Bytes::new(), |b| sse_event(&b))
 }
 
 /// How often an idle GET stream gets a comment line.

@@ -106,6 +106,11 @@ impl Link {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Whether the provider speaks 2026-07-28 (negotiated by `server/discover`).
+    pub(crate) fn is_modern(&self) -> bool {
+        self.era_meta.get().is_some()
+    }
+
     /// True once the provider's output ended or the link was closed.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.is_cancelled()
@@ -350,6 +355,18 @@ impl Link {
                 "notifications/tools/list_changed"
                 | "notifications/resources/list_changed"
                 | "notifications/prompts/list_changed" => handler.event(UpstreamEvent::ListChanged),
+                "notifications/resources/updated" => {
+                    #[derive(serde::Deserialize)]
+                    struct Updated {
+                        uri: String,
+                    }
+                    if let Some(Ok(u)) = message
+                        .params
+                        .map(|p| serde_json::from_str::<Updated>(p.get()))
+                    {
+                        handler.event(UpstreamEvent::ResourceUpdated(u.uri));
+                    }
+                }
                 "notifications/message" => {
                     match message.params.map(|p| {
                         serde_json::from_str::<rmcp::model::LoggingMessageNotificationParam>(

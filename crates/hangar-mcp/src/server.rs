@@ -937,6 +937,7 @@ impl<B: Backend> ServerHandler for AggregatingServer<B> {
                 .enable_tool_list_changed()
                 .enable_resources()
                 .enable_resources_list_changed()
+                .enable_resources_subscribe()
                 .enable_prompts()
                 .enable_prompts_list_changed()
                 .build(),

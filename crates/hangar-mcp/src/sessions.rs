@@ -46,6 +46,8 @@ pub struct SessionEntry {
     /// The least severe log level the client wants (`logging/setLevel`), as
     /// [`level_rank`]; [`NO_LEVEL`] until it sets one (then everything goes).
     log_level: AtomicU8,
+    /// Resource URIs the client subscribed to (`resources/subscribe`).
+    subscriptions: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// No `logging/setLevel` yet.
@@ -106,6 +108,28 @@ impl SessionEntry {
     /// Cancelled when the session ends.
     pub fn ended(&self) -> &CancellationToken {
         &self.ended
+    }
+
+    /// Records a subscription to `uri`; false if it was there already.
+    pub fn subscribe(&self, uri: &str) -> bool {
+        lock(&self.subscriptions).insert(uri.to_owned())
+    }
+
+    /// Drops the subscription to `uri`; false if there was none.
+    pub fn unsubscribe(&self, uri: &str) -> bool {
+        lock(&self.subscriptions).remove(uri)
+    }
+
+    /// Whether the client subscribed to `uri`.
+    pub fn is_subscribed(&self, uri: &str) -> bool {
+        lock(&self.subscriptions).contains(uri)
+    }
+
+    /// Every subscription, removed (the session ends).
+    pub fn take_subscriptions(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.subscriptions))
+            .into_iter()
+            .collect()
     }
 
     /// `logging/setLevel`: log messages below `level` are not sent to it.
@@ -219,6 +243,7 @@ impl SessionTable {
             asked: Mutex::default(),
             next_ask: AtomicU64::new(1),
             log_level: AtomicU8::new(NO_LEVEL),
+            subscriptions: Mutex::default(),
         };
         self.write().insert(Arc::from(id), Arc::new(entry));
     }
@@ -230,13 +255,13 @@ impl SessionTable {
         Some(entry)
     }
 
-    /// Ends a session; true if it was open.
-    pub fn remove(&self, id: &str) -> bool {
+    /// Ends a session; the entry if it was open.
+    pub fn remove(&self, id: &str) -> Option<Arc<SessionEntry>> {
         let removed = self.write().remove(id);
         if let Some(entry) = &removed {
             entry.ended.cancel();
         }
-        removed.is_some()
+        removed
     }
 
     /// How many sessions are open.
@@ -298,9 +323,9 @@ mod tests {
         assert_eq!(t.count_of("alice"), 2);
         let a = t.get("a").unwrap();
         assert_eq!(a.principal(), "alice");
-        assert!(t.remove("a"));
+        assert!(t.remove("a").is_some());
         assert!(a.ended().is_cancelled());
-        assert!(!t.remove("a"));
+        assert!(t.remove("a").is_none());
         assert!(t.get("a").is_none());
         assert_eq!(t.count_of("alice"), 1);
     }

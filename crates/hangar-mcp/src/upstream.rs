@@ -43,6 +43,9 @@ const EARLY_PROGRESS_CAP: usize = 64;
 pub enum UpstreamEvent {
     /// The provider said its tool, resource or prompt list changed.
     ListChanged,
+    /// The provider said a resource it serves changed
+    /// (`notifications/resources/updated`), for Hangar's subscribers of it.
+    ResourceUpdated(String),
 }
 
 /// Callback for [`UpstreamEvent`]s; must not block.
@@ -506,6 +509,14 @@ impl ClientHandler for UpstreamHandler {
         self.log(params);
     }
 
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        (self.shared.events)(UpstreamEvent::ResourceUpdated(params.uri));
+    }
+
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         (self.shared.events)(UpstreamEvent::ListChanged);
     }
@@ -598,6 +609,15 @@ pub struct Upstream {
     provider: String,
     handler: UpstreamHandler,
     conn: Conn,
+    /// The resource URIs subscribed at the provider, and a 2026-07-28
+    /// provider's `subscriptions/listen` request carrying them.
+    subscribed: tokio::sync::Mutex<Subscribed>,
+}
+
+#[derive(Default)]
+struct Subscribed {
+    uris: std::collections::BTreeSet<String>,
+    listen: Option<u64>,
 }
 
 /// The connection under an [`Upstream`].
@@ -675,6 +695,7 @@ impl Upstream {
                 peer,
                 closed: CancellationToken::new(),
             },
+            subscribed: tokio::sync::Mutex::default(),
         })
     }
 
@@ -707,6 +728,7 @@ impl Upstream {
                 link,
                 info: Arc::new(info),
             },
+            subscribed: tokio::sync::Mutex::default(),
         })
     }
 
@@ -946,12 +968,19 @@ impl Upstream {
         let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params));
         match self.forward(request, downstream, timeout).await? {
             Reply::Typed(r) => match *r {
-                ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
+                ServerResult::ReadResourceResult(mut r) => {
+                    r.result_type.get_or_insert(ResultType::COMPLETE);
+                    Ok(ReadResourceResponse::Complete(r))
+                }
                 ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
                 _ => Err(self.protocol("unexpected result type for resources/read")),
             },
             Reply::Raw(raw) => match self.kind_of(&raw)?.as_deref() {
-                None => Ok(ReadResourceResponse::Complete(self.decode(&raw)?)),
+                None => {
+                    let mut r: rmcp::model::ReadResourceResult = self.decode(&raw)?;
+                    r.result_type.get_or_insert(ResultType::COMPLETE);
+                    Ok(ReadResourceResponse::Complete(r))
+                }
                 Some("input_required") => {
                     Ok(ReadResourceResponse::InputRequired(self.decode(&raw)?))
                 }
@@ -960,6 +989,66 @@ impl Upstream {
                 ))),
             },
         }
+    }
+
+    /// Makes the provider's resource subscriptions `uris`: a 2025-era
+    /// provider gets `resources/subscribe` / `resources/unsubscribe` for what
+    /// changed; a 2026-07-28 one a new `subscriptions/listen` request naming
+    /// them all (the previous one is cancelled). Its
+    /// `notifications/resources/updated` arrive as
+    /// [`UpstreamEvent::ResourceUpdated`].
+    pub async fn set_subscriptions(
+        &self,
+        uris: std::collections::BTreeSet<String>,
+        timeout: Duration,
+    ) -> Result<(), UpstreamError> {
+        let mut current = self.subscribed.lock().await;
+        if let Conn::Link { link, .. } = &self.conn
+            && link.is_modern()
+        {
+            if current.uris == uris && (current.listen.is_some() || uris.is_empty()) {
+                return Ok(());
+            }
+            if let Some(old) = current.listen.take() {
+                link.cancel(old, "subscriptions changed").await;
+            }
+            if !uris.is_empty() {
+                let filter = serde_json::json!({
+                    "notifications": {"resourceSubscriptions": uris},
+                });
+                let request = ClientRequest::SubscriptionsListenRequest(
+                    serde_json::from_value(serde_json::json!({
+                        "method": "subscriptions/listen",
+                        "params": filter,
+                    }))
+                    .map_err(|e| self.protocol(&e.to_string()))?,
+                );
+                // The stream lasts until cancelled; its answer is not awaited.
+                let (id, _answer) = link.send(request, None, false).await?;
+                current.listen = Some(id);
+            }
+            current.uris = uris;
+            return Ok(());
+        }
+        let added: Vec<String> = uris.difference(&current.uris).cloned().collect();
+        let removed: Vec<String> = current.uris.difference(&uris).cloned().collect();
+        for uri in added {
+            let request = ClientRequest::SubscribeRequest(rmcp::model::SubscribeRequest::new(
+                rmcp::model::SubscribeRequestParams::new(uri.clone()),
+            ));
+            self.request::<serde_json::Value>(request, timeout, |_| Some(serde_json::Value::Null))
+                .await?;
+            current.uris.insert(uri);
+        }
+        for uri in removed {
+            let request = ClientRequest::UnsubscribeRequest(rmcp::model::UnsubscribeRequest::new(
+                rmcp::model::UnsubscribeRequestParams::new(uri.clone()),
+            ));
+            self.request::<serde_json::Value>(request, timeout, |_| Some(serde_json::Value::Null))
+                .await?;
+            current.uris.remove(&uri);
+        }
+        Ok(())
     }
 
     /// Forwards one `completion/complete` (with the provider's own prompt name).
@@ -973,10 +1062,17 @@ impl Upstream {
         let request = ClientRequest::CompleteRequest(rmcp::model::CompleteRequest::new(params));
         match self.forward(request, downstream, timeout).await? {
             Reply::Typed(r) => match *r {
-                ServerResult::CompleteResult(r) => Ok(r),
+                ServerResult::CompleteResult(mut r) => {
+                    r.result_type.get_or_insert(ResultType::COMPLETE);
+                    Ok(r)
+                }
                 _ => Err(self.protocol("unexpected result type for completion/complete")),
             },
-            Reply::Raw(raw) => self.decode(&raw),
+            Reply::Raw(raw) => {
+                let mut r: rmcp::model::CompleteResult = self.decode(&raw)?;
+                r.result_type.get_or_insert(ResultType::COMPLETE);
+                Ok(r)
+            }
         }
     }
 
@@ -991,12 +1087,19 @@ impl Upstream {
         let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(params));
         match self.forward(request, downstream, timeout).await? {
             Reply::Typed(r) => match *r {
-                ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
+                ServerResult::GetPromptResult(mut r) => {
+                    r.result_type.get_or_insert(ResultType::COMPLETE);
+                    Ok(GetPromptResponse::Complete(r))
+                }
                 ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
                 _ => Err(self.protocol("unexpected result type for prompts/get")),
             },
             Reply::Raw(raw) => match self.kind_of(&raw)?.as_deref() {
-                None => Ok(GetPromptResponse::Complete(self.decode(&raw)?)),
+                None => {
+                    let mut r: rmcp::model::GetPromptResult = self.decode(&raw)?;
+                    r.result_type.get_or_insert(ResultType::COMPLETE);
+                    Ok(GetPromptResponse::Complete(r))
+                }
                 Some("input_required") => Ok(GetPromptResponse::InputRequired(self.decode(&raw)?)),
                 Some(other) => {
                     Err(self.protocol(&format!("unexpected result type '{other}' for prompts/get")))

@@ -24,6 +24,10 @@ pub use observe::SessionCounter;
 mod reconcile;
 pub use reconcile::{ReconcileReport, ReconcileSet};
 
+fn lock_subs<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Event type of one finished tool call (the invocation history).
 pub const TOOL_INVOCATION: &str = "ToolInvocationCompleted";
 
@@ -104,6 +108,11 @@ struct Shared {
     metrics: Arc<crate::metrics::Metrics>,
     alerts_active: Arc<std::sync::Mutex<crate::alerts::Active>>,
     sessions: ArcSwapOption<SessionCounter>,
+    /// Resource URIs clients subscribed to, by provider, with how many
+    /// subscriptions each has.
+    subscriptions: std::sync::Mutex<BTreeMap<String, BTreeMap<String, usize>>>,
+    /// `notifications/resources/updated` of every provider: the URI.
+    resource_updates: tokio::sync::broadcast::Sender<Arc<str>>,
 }
 
 /// The engine; cheap to clone.
@@ -157,6 +166,8 @@ impl Engine {
                 metrics: Arc::new(crate::metrics::Metrics::new(config.metrics_history_minutes)),
                 alerts_active: Arc::default(),
                 sessions: ArcSwapOption::empty(),
+                subscriptions: std::sync::Mutex::default(),
+                resource_updates: tokio::sync::broadcast::channel(256).0,
             }),
         };
         engine.start_observers(alerts);
@@ -222,10 +233,139 @@ impl Engine {
                         }),
                     );
                 }
-                ProviderNotice::Ready { took } => shared.metrics.started(id, took),
+                ProviderNotice::Ready { took } => {
+                    shared.metrics.started(id, took);
+                    // A new connection has none of the subscriptions yet.
+                    let has = lock_subs(&shared.subscriptions).contains_key(id);
+                    if has {
+                        let engine = Engine { shared };
+                        let id = id.to_owned();
+                        tokio::spawn(async move { engine.apply_subscriptions(&id).await });
+                    }
+                }
+                ProviderNotice::ResourceUpdated(uri) => {
+                    let _ = shared.resource_updates.send(Arc::from(uri));
+                }
                 ProviderNotice::HealthChecked { ok } => shared.metrics.health_check(id, ok),
             }
         })
+    }
+
+    /// The URIs of the resources providers said changed, as they come (a
+    /// slow receiver misses some: it is told it lagged).
+    pub fn resource_updates(&self) -> tokio::sync::broadcast::Receiver<Arc<str>> {
+        self.shared.resource_updates.subscribe()
+    }
+
+    /// A client subscribes to resource `uri`: the provider that serves it
+    /// (or, for a URI no listing names, every listed provider that supports
+    /// subscriptions) is subscribed while any client is.
+    pub async fn subscribe_resource(&self, uri: &str) -> Result<(), RuntimeError> {
+        if !self.catalog_snapshot().unlisted().is_empty() {
+            // Who serves it is known once every provider listed.
+            hangar_mcp::Backend::ensure_listed(self).await;
+        }
+        let owners = self.resource_owners(uri);
+        let mut changed = Vec::new();
+        {
+            let mut subs = lock_subs(&self.shared.subscriptions);
+            for p in &owners {
+                let n = subs
+                    .entry(p.clone())
+                    .or_default()
+                    .entry(uri.to_owned())
+                    .or_default();
+                *n += 1;
+                if *n == 1 {
+                    changed.push(p.clone());
+                }
+            }
+        }
+        let mut first_error = None;
+        for p in changed {
+            if let Err(e) = self.apply_subscriptions(&p).await
+                && first_error.is_none()
+            {
+                first_error = Some(e);
+            }
+        }
+        match first_error {
+            // Some provider took it: that is a subscription.
+            Some(e) if owners.len() == 1 => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// A client's subscription to `uri` ends.
+    pub async fn unsubscribe_resource(&self, uri: &str) {
+        let mut changed = Vec::new();
+        {
+            let mut subs = lock_subs(&self.shared.subscriptions);
+            for (p, uris) in subs.iter_mut() {
+                if let Some(n) = uris.get_mut(uri) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        uris.remove(uri);
+                        changed.push(p.clone());
+                    }
+                }
+            }
+            subs.retain(|_, uris| !uris.is_empty());
+        }
+        for p in changed {
+            if let Err(e) = self.apply_subscriptions(&p).await {
+                tracing::debug!(provider = %p, error = %e, "could not unsubscribe");
+            }
+        }
+    }
+
+    /// Who serves `uri`: its catalog route, else every listed provider.
+    fn resource_owners(&self, uri: &str) -> Vec<String> {
+        let catalog = self.catalog_snapshot();
+        if let Some(p) = catalog.resolve_resource(uri) {
+            return vec![p.to_owned()];
+        }
+        self.providers()
+            .values()
+            .filter(|p| p.listing().is_some())
+            .map(|p| p.id().to_owned())
+            .collect()
+    }
+
+    /// Brings provider `id`'s subscriptions at the provider in line with
+    /// what clients hold (only if it runs and supports them).
+    async fn apply_subscriptions(&self, id: &str) -> Result<(), RuntimeError> {
+        let Some(p) = self.providers().get(id).cloned() else {
+            return Ok(());
+        };
+        let uris: std::collections::BTreeSet<String> = lock_subs(&self.shared.subscriptions)
+            .get(id)
+            .map(|u| u.keys().cloned().collect())
+            .unwrap_or_default();
+        let lease = p.acquire().await.map_err(|e| RuntimeError::Subscription {
+            provider: id.to_owned(),
+            message: e.to_string(),
+        })?;
+        let supported = lease.upstream.server_info().is_some_and(|i| {
+            i.capabilities
+                .resources
+                .as_ref()
+                .is_some_and(|r| r.subscribe == Some(true))
+        });
+        if !supported {
+            return Err(RuntimeError::Subscription {
+                provider: id.to_owned(),
+                message: "the provider does not support resource subscriptions".into(),
+            });
+        }
+        lease
+            .upstream
+            .set_subscriptions(uris, lease.call_timeout)
+            .await
+            .map_err(|e| RuntimeError::Subscription {
+                provider: id.to_owned(),
+                message: e.to_string(),
+            })
     }
 
     /// Every provider, by id (a snapshot; no lock held).

@@ -76,6 +76,15 @@ pub enum RuntimeError {
         "stream '{0}' is append-only: only server.audit_retention removes its records (and records that it did)"
     )]
     AppendOnly(String),
+    /// A provider could not take a resource subscription (not running, no
+    /// subscription support, or it refused).
+    #[error("provider '{provider}' could not subscribe: {message}")]
+    Subscription {
+        /// The provider's id.
+        provider: String,
+        /// Why.
+        message: String,
+    },
 }
 
 impl RuntimeError {
@@ -89,9 +98,10 @@ impl RuntimeError {
             | Self::GroupNotFound(_)
             | Self::MemberNotFound { .. }
             | Self::AppendOnly(_) => ErrorOrigin::Downstream,
-            Self::Spawn { .. } | Self::StartTimeout { .. } | Self::Upstream(_) => {
-                ErrorOrigin::Upstream
-            }
+            Self::Spawn { .. }
+            | Self::StartTimeout { .. }
+            | Self::Upstream(_)
+            | Self::Subscription { .. } => ErrorOrigin::Upstream,
             Self::Removed(_) | Self::Store(_) | Self::AtCapacity { .. } => ErrorOrigin::Hangar,
         }
     }

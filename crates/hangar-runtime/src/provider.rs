@@ -55,6 +55,8 @@ pub enum ProviderNotice {
         /// Whether it passed.
         ok: bool,
     },
+    /// It said resource `0` changed (`notifications/resources/updated`).
+    ResourceUpdated(String),
 }
 
 pub(crate) type NoticeSink = Arc<dyn Fn(&str, ProviderNotice) + Send + Sync>;
@@ -643,9 +645,14 @@ impl Provider {
     fn event_sink(self: &Arc<Self>) -> EventSink {
         let weak = Arc::downgrade(self);
         Arc::new(move |event| {
-            let UpstreamEvent::ListChanged = event;
-            if let Some(p) = weak.upgrade() {
-                tokio::spawn(async move { p.refresh_listing().await });
+            let Some(p) = weak.upgrade() else { return };
+            match event {
+                UpstreamEvent::ListChanged => {
+                    tokio::spawn(async move { p.refresh_listing().await });
+                }
+                UpstreamEvent::ResourceUpdated(uri) => {
+                    (p.notices)(&p.id, ProviderNotice::ResourceUpdated(uri));
+                }
             }
         })
     }
