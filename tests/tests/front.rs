@@ -650,3 +650,82 @@ async fn resource_updates_reach_subscribed_sessions_only_2026_provider() {
 async fn resource_updates_reach_subscribed_sessions_only_2025_provider() {
     subscriptions_reach_subscribers_only(true).await;
 }
+
+#[tokio::test]
+async fn a_2026_listen_stream_gets_its_list_changes_and_resource_updates_tagged() {
+    let server = Server::start(&fixture_config("fx", "")).await;
+    let listen = json!({"jsonrpc": "2.0", "id": 77, "method": "subscriptions/listen", "params": {
+        "notifications": {"toolsListChanged": true, "resourceSubscriptions": ["test://watched-resource"]},
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientInfo": {"name": "listen-e2e", "version": "0"},
+            "io.modelcontextprotocol/clientCapabilities": {},
+        },
+    }});
+    let mut stream = post_modern(&server, ADMIN_KEY, &listen)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(content_type(&stream).starts_with("text/event-stream"));
+    let mut buffer = String::new();
+    let mut next = async |want: &str| -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            while let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..end + 2).collect();
+                if let Some(m) = sse_messages(&event)
+                    .into_iter()
+                    .find(|m| m["method"] == want)
+                {
+                    return m;
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("no {want}"))
+                .unwrap()
+                .expect("the stream ended");
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    let ack = next("notifications/subscriptions/acknowledged").await;
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        77
+    );
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"toolsListChanged": true, "resourceSubscriptions": ["test://watched-resource"]})
+    );
+
+    // A resource update of the provider, for the URI it subscribed to.
+    let call = modern_call(1, "fx__test_trigger_resource_update", json!({}), json!({}));
+    let r = json_reply(post_modern(&server, ADMIN_KEY, &call)).await;
+    assert!(r["result"]["content"][0]["text"].is_string(), "{r}");
+    let update = next("notifications/resources/updated").await;
+    assert_eq!(update["params"]["uri"], "test://watched-resource");
+    assert_eq!(
+        update["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        77
+    );
+
+    // A new provider changes the tool list.
+    let (status, _) = server
+        .send(
+            reqwest::Method::POST,
+            "/providers",
+            Some(json!({"provider_id": "more", "command": [hangar_e2e::bin("hangar-fixture")]})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = server
+        .send(reqwest::Method::POST, "/providers/more/start", None)
+        .await;
+    assert_eq!(status, 200);
+    let changed = next("notifications/tools/list_changed").await;
+    assert_eq!(
+        changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        77
+    );
+}

@@ -168,3 +168,29 @@ async fn invalid_naming_settings_are_refused_with_the_field() {
         assert!(stderr.contains(field), "{field} in {stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_call_whose_provider_cannot_start_names_the_provider_and_the_cause() {
+    let config = "providers:\n  time:\n    command: [\"/nonexistent/uvx\", \"mcp-server-time\"]\n";
+    let server = Server::start(config).await;
+    let response = server
+        .call_tool_as(ADMIN_KEY, "time__get_current_time", json!({}))
+        .await;
+    let message = response["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("provider 'time'"), "{response}");
+    assert!(
+        message.contains("/nonexistent/uvx") || message.contains("No such file"),
+        "{response}"
+    );
+    assert_eq!(response["error"]["data"]["provider"], "time");
+    // A name that points at no provider is still just unknown.
+    let response = server
+        .call_tool_as(ADMIN_KEY, "nothing__here", json!({}))
+        .await;
+    assert!(
+        response["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Unknown tool")),
+        "{response}"
+    );
+}

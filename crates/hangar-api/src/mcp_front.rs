@@ -352,6 +352,18 @@ pub(crate) async fn front(State(front): State<McpFront>, req: Request, next: Nex
         (Some("initialize"), Some(id)) => {
             Some(initialize(&front, &parts, &principal, id, envelope.params))
         }
+        (Some("subscriptions/listen"), Some(id)) => {
+            use hangar_mcp::Backend as _;
+            match stateless_request(
+                &parts.headers,
+                "subscriptions/listen",
+                &envelope,
+                &front.backend.catalog(),
+            ) {
+                Some(_) => Some(listen(&front, &parts, id, envelope.params).await),
+                None => None,
+            }
+        }
         (Some(method @ ("tools/call" | "tools/list" | "completion/complete")), Some(id)) => {
             use hangar_mcp::Backend as _;
             match stateless_request(&parts.headers, method, &envelope, &front.backend.catalog()) {
@@ -615,6 +627,183 @@ async fn subscription(
         return Err(ErrorData::internal_error(e.to_string(), None));
     }
     Ok(())
+}
+
+/// A 2026-07-28 `subscriptions/listen`: an SSE stream that acknowledges the
+/// filter it accepted, then carries the list changes and resource updates it
+/// asked for, each tagged with the listen request's id, until the client
+/// closes it. Its resource subscriptions are held at the providers while it
+/// lasts (as a session's are).
+async fn listen(
+    front: &McpFront,
+    parts: &http::request::Parts,
+    id: &RequestId,
+    params: Option<&RawValue>,
+) -> Response {
+    use hangar_mcp::Backend as _;
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    struct Filter {
+        #[serde(default)]
+        tools_list_changed: bool,
+        #[serde(default)]
+        prompts_list_changed: bool,
+        #[serde(default)]
+        resources_list_changed: bool,
+        #[serde(default)]
+        resource_subscriptions: Vec<String>,
+    }
+    #[derive(Deserialize)]
+    struct Params {
+        notifications: Filter,
+    }
+    let filter = match parse_params::<Params>(params) {
+        Ok(p) => p.notifications,
+        Err(e) => return finish(id, Err(e), true),
+    };
+    // Each URI is subscribed as a session's would be (same permission and
+    // policy); one that can't be is left out of what is acknowledged.
+    let holder = Arc::new(hangar_mcp::SessionEntry::detached());
+    let mut accepted_uris = Vec::new();
+    for uri in filter.resource_subscriptions.iter().take(MAX_LISTEN_URIS) {
+        match subscription(
+            front,
+            parts,
+            "resources/subscribe",
+            Some(&uri_param(uri)),
+            &holder,
+        )
+        .await
+        {
+            Ok(()) => accepted_uris.push(uri.clone()),
+            Err(e) => {
+                tracing::debug!(uri = %uri, error = %e.message, "listen: resource not subscribed")
+            }
+        }
+    }
+    let subscription_id = serde_json::to_value(id).unwrap_or_default();
+    let tag = serde_json::json!({ "io.modelcontextprotocol/subscriptionId": subscription_id });
+    let mut accepted = serde_json::Map::new();
+    for (key, on) in [
+        ("toolsListChanged", filter.tools_list_changed),
+        ("promptsListChanged", filter.prompts_list_changed),
+        ("resourcesListChanged", filter.resources_list_changed),
+    ] {
+        if on {
+            accepted.insert(key.to_owned(), serde_json::Value::Bool(true));
+        }
+    }
+    if !accepted_uris.is_empty() {
+        accepted.insert(
+            "resourceSubscriptions".to_owned(),
+            serde_json::json!(accepted_uris),
+        );
+    }
+    let ack = serde_json::json!({
+        "jsonrpc": "2.0",
+        "method": "notifications/subscriptions/acknowledged",
+        "params": {"_meta": tag, "notifications": accepted},
+    });
+    let first = sse_event(ack.to_string().as_bytes());
+
+    let mut changes = front.backend.changes();
+    changes.borrow_and_update();
+    let updates = front.backend.resource_updates();
+    let shutdown = front.shutdown.clone();
+    let release = ReleaseOnDrop {
+        engine: front.backend.clone(),
+        holder: holder.clone(),
+    };
+    let lists: Vec<&'static str> = [
+        (
+            filter.tools_list_changed,
+            "notifications/tools/list_changed",
+        ),
+        (
+            filter.prompts_list_changed,
+            "notifications/prompts/list_changed",
+        ),
+        (
+            filter.resources_list_changed,
+            "notifications/resources/list_changed",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(on, m)| on.then_some(m))
+    .collect();
+    let tick = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    let head = futures::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(first) });
+    let tail = futures::stream::unfold(
+        (changes, updates, tick, release),
+        move |(mut changes, mut updates, mut tick, release)| {
+            let (shutdown, tag, lists) = (shutdown.clone(), tag.clone(), lists.clone());
+            async move {
+                let item = loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return None,
+                        r = changes.changed() => {
+                            r.ok()?;
+                            if lists.is_empty() {
+                                continue;
+                            }
+                            let mut out = Vec::new();
+                            for method in &lists {
+                                let n = serde_json::json!({
+                                    "jsonrpc": "2.0", "method": method, "params": {"_meta": tag},
+                                });
+                                out.extend_from_slice(&sse_event(n.to_string().as_bytes()));
+                            }
+                            break Bytes::from(out);
+                        }
+                        u = updates.recv() => match u {
+                            Ok(uri) if release.holder.is_subscribed(&uri) => {
+                                let n = serde_json::json!({
+                                    "jsonrpc": "2.0",
+                                    "method": "notifications/resources/updated",
+                                    "params": {"_meta": tag, "uri": &*uri},
+                                });
+                                break sse_event(n.to_string().as_bytes());
+                            }
+                            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                        },
+                        _ = tick.tick() => break Bytes::from_static(b": keep-alive\n\n"),
+                    }
+                };
+                Some((Ok(item), (changes, updates, tick, release)))
+            }
+        },
+    );
+    sse_response(Body::from_stream(futures::StreamExt::chain(head, tail)))
+}
+
+/// URIs one `subscriptions/listen` may name.
+const MAX_LISTEN_URIS: usize = 256;
+
+fn uri_param(uri: &str) -> Box<RawValue> {
+    RawValue::from_string(serde_json::json!({ "uri": uri }).to_string())
+        .unwrap_or_else(|_| RawValue::from_string("{}".to_owned()).unwrap_or_default())
+}
+
+/// Releases a listen stream's resource subscriptions when it ends.
+struct ReleaseOnDrop {
+    engine: Arc<Engine>,
+    holder: Arc<SessionEntry>,
+}
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        let uris = self.holder.take_subscriptions();
+        if uris.is_empty() {
+            return;
+        }
+        let engine = self.engine.clone();
+        tokio::spawn(async move {
+            for uri in uris {
+                engine.unsubscribe_resource(&uri).await;
+            }
+        });
+    }
 }
 
 /// The session's GET stream: `list_changed` notifications while it lasts

@@ -69,6 +69,7 @@ pub struct Catalog {
     prompt_collisions: Vec<Collision>,
     resource_collisions: Vec<ResourceCollision>,
     unlisted: Vec<String>,
+    separator: String,
 }
 
 impl Catalog {
@@ -224,6 +225,7 @@ impl Catalog {
             prompt_collisions,
             resource_collisions,
             unlisted,
+            separator: separator.to_owned(),
         }
     }
 
@@ -314,6 +316,17 @@ impl Catalog {
     /// Providers whose lists are not known yet (never started).
     pub fn unlisted(&self) -> &[String] {
         &self.unlisted
+    }
+
+    /// The unlisted provider a prefixed name points at, with the tool part:
+    /// `time__now` → (`time`, `now`) while `time` has not listed.
+    pub fn unlisted_route<'a>(&self, name: &'a str) -> Option<(&str, &'a str)> {
+        self.unlisted.iter().find_map(|id| {
+            let tool = name
+                .strip_prefix(id.as_str())?
+                .strip_prefix(self.separator.as_str())?;
+            (!tool.is_empty()).then_some((id.as_str(), tool))
+        })
     }
 }
 

@@ -267,6 +267,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Records the audit of one `tools/call`, `resources/read` or
     /// `prompts/get` (denied ones included).
     fn audit(&self, _audit: CallAudit<'_>) {}
+    /// Why provider `provider` could not start (its last failure), when it
+    /// is not running.
+    fn unavailable_cause(&self, provider: &str) -> Option<String> {
+        let _ = provider;
+        None
+    }
 }
 
 static NEXT_CLIENT_KEY: AtomicU64 = AtomicU64::new(1);
@@ -547,6 +553,33 @@ pub fn tools_result(catalog: &Catalog, visible: &[u32]) -> ListToolsResult {
     )
 }
 
+impl<B: Backend> AggregatingServer<B> {
+    /// The error of a call to a name the catalog does not hold: when it names
+    /// a provider that could not start (and the caller may call that tool),
+    /// the provider and the cause; else the unknown-tool error.
+    fn unresolved_tool(
+        &self,
+        catalog: &Catalog,
+        caller: &tool_call::Caller,
+        name: &str,
+    ) -> ErrorData {
+        let Some((provider, tool)) = catalog.unlisted_route(name) else {
+            return unknown_tool(name);
+        };
+        if caller.verdict(self.backend.as_ref(), PolicyKind::Tool, provider, tool) == Effect::Deny {
+            return unknown_tool(name);
+        }
+        let cause = self
+            .backend
+            .unavailable_cause(provider)
+            .unwrap_or_else(|| "it has not listed its tools yet".to_owned());
+        ErrorData::internal_error(
+            format!("provider '{provider}' of tool {name} could not start: {cause}"),
+            Some(serde_json::json!({"provider": provider, "cause": cause, "origin": "upstream"})),
+        )
+    }
+}
+
 fn unknown_tool(name: &str) -> ErrorData {
     ErrorData::invalid_params(format!("Unknown tool: {name}"), None)
 }
@@ -601,8 +634,12 @@ impl<B: Backend> AggregatingServer<B> {
     ) -> Result<ReadResourceResponse, ErrorData> {
         check_can_call(&incoming, "resources/read")?;
         let catalog = self.catalog_listed().await;
-        let not_found =
-            || ErrorData::resource_not_found(format!("Resource not found: {}", request.uri), None);
+        let not_found = || {
+            ErrorData::resource_not_found(
+                format!("Resource not found: {}", request.uri),
+                Some(serde_json::json!({ "uri": request.uri })),
+            )
+        };
         let provider = catalog
             .resolve_resource(&request.uri)
             .map(str::to_owned)
@@ -784,12 +821,12 @@ impl<B: Backend> AggregatingServer<B> {
             self.backend.ensure_listed().await;
             catalog = self.backend.catalog();
         }
-        let route = catalog
-            .resolve_tool(&request.name)
-            .cloned()
-            .ok_or_else(|| unknown_tool(&request.name))?;
-        drop(catalog);
         let caller = tool_call::Caller::of(&incoming);
+        let route = match catalog.resolve_tool(&request.name) {
+            Some(r) => r.clone(),
+            None => return Err(self.unresolved_tool(&catalog, &caller, &request.name)),
+        };
+        drop(catalog);
         let verdict = caller.verdict(
             self.backend.as_ref(),
             PolicyKind::Tool,

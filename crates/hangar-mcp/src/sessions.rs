@@ -100,6 +100,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SessionEntry {
+    /// An entry in no table, holding what one stream subscribed to (a
+    /// 2026-07-28 `subscriptions/listen`).
+    pub fn detached() -> Self {
+        Self {
+            principal: String::new(),
+            protocol_version: ProtocolVersion::V_2026_07_28,
+            capabilities: ClientCapabilities::default(),
+            client_key: 0,
+            last_used_ms: AtomicU64::new(0),
+            ended: CancellationToken::new(),
+            inflight: Mutex::default(),
+            asked: Mutex::default(),
+            next_ask: AtomicU64::new(1),
+            log_level: AtomicU8::new(NO_LEVEL),
+            subscriptions: Mutex::default(),
+        }
+    }
+
     /// The principal that opened the session: nobody else may use it.
     pub fn principal(&self) -> &str {
         &self.principal

@@ -1038,4 +1038,12 @@ impl Backend for Engine {
     fn audit(&self, audit: hangar_mcp::CallAudit<'_>) {
         self.shared.gate.audit(&self.shared.events, &audit);
     }
+
+    fn unavailable_cause(&self, provider: &str) -> Option<String> {
+        let p = self.providers().get(provider).cloned()?;
+        if p.listing().is_some() {
+            return None;
+        }
+        p.status().last_error
+    }
 }
