@@ -1102,6 +1102,7 @@ async fn answer(
     // A stateless call: a retry of a parked call goes on where it stopped;
     // a new one gets the era bridge when its client can answer requests.
     let mut bridge = None;
+    let mut parsed_call = None;
     if stateless && method == "tools/call" {
         let call: CallToolRequestParams = match parse_params(params) {
             Ok(c) => c,
@@ -1127,6 +1128,7 @@ async fn answer(
         {
             bridge = Some((call.name.to_string(), crate::mcp_bridge::Bridge::new()));
         }
+        parsed_call = Some(call);
     }
     let mut incoming = Incoming {
         caller: ext.get::<CallerId>().map(|c| c.0.clone()),
@@ -1183,11 +1185,10 @@ async fn answer(
         Era::Session(entry) => Some(entry.track_inflight(id.clone(), incoming.ct.clone())),
         Era::Stateless => None,
     };
-    let work = match work(server, method, params, incoming) {
+    let mut work = match work(server, method, params, incoming, parsed_call) {
         Ok(work) => work,
         Err(e) => return finish(id, Err(e), stateless),
     };
-    let mut work = work;
     let mut queue = VecDeque::new();
     let mut work = tokio::select! {
         biased;
@@ -1318,16 +1319,22 @@ fn parse_params<T: serde::de::DeserializeOwned>(params: Option<&RawValue>) -> Re
         .map_err(|e| ErrorData::invalid_params(format!("invalid params: {e}"), None))
 }
 
-/// The work of `method` (a parse error of its params is the error).
+/// The work of `method` (a parse error of its params is the error;
+/// `parsed_call` is a `tools/call`'s params when already parsed).
 fn work(
     server: AggregatingServer<Engine>,
     method: &str,
     params: Option<&RawValue>,
     incoming: Incoming,
+    parsed_call: Option<CallToolRequestParams>,
 ) -> Result<futures::future::BoxFuture<'static, Result<ServerResult, ErrorData>>, ErrorData> {
     Ok(match method {
         "tools/call" => {
-            let request: CallToolRequestParams = parse_params(params)?;
+            // Parsed already when the front looked at it (a stateless call).
+            let request: CallToolRequestParams = match parsed_call {
+                Some(call) => call,
+                None => parse_params(params)?,
+            };
             Box::pin(async move {
                 server
                     .call_tool_as(request, incoming)
