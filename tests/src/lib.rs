@@ -360,6 +360,14 @@ impl Server {
         {
             into.extend(extra.clone());
         }
+        self.post_tools_call(key, &body).await
+    }
+
+    /// POSTs the stateless 2026-07-28 `tools/call` `body` (its headers from
+    /// the body) as the holder of `key` and returns the JSON-RPC response to
+    /// it, from a JSON reply or an SSE stream.
+    pub async fn post_tools_call(&self, key: &str, body: &serde_json::Value) -> serde_json::Value {
+        let tool = body["params"]["name"].as_str().unwrap_or_default();
         let r = reqwest::Client::new()
             .post(self.at("/mcp"))
             .bearer_auth(key)
@@ -386,7 +394,7 @@ impl Server {
         };
         messages
             .into_iter()
-            .find(|m| m["id"] == 1)
+            .find(|m| m["id"] == body["id"])
             .unwrap_or_else(|| panic!("no response to the call in {text}"))
     }
 

@@ -47,31 +47,7 @@ async fn call(server: &Server, key: &str, tool: &str, arguments: Value, extra: V
         into.extend(extra.clone());
     }
     let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params});
-    let r = reqwest::Client::new()
-        .post(server.at("/mcp"))
-        .bearer_auth(key)
-        .header("Content-Type", "application/json")
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2026-07-28")
-        .header("Mcp-Method", "tools/call")
-        .header("Mcp-Name", tool)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let text = r.text().await.unwrap();
-    let messages: Vec<Value> = match serde_json::from_str(&text) {
-        Ok(v) => vec![v],
-        Err(_) => text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str(d.trim()).ok())
-            .collect(),
-    };
-    messages
-        .into_iter()
-        .find(|m| m["id"] == 7)
-        .unwrap_or_else(|| panic!("no response in {text}"))
+    server.post_tools_call(key, &body).await
 }
 
 /// The single input request of an input-required result: (key, request).

@@ -166,19 +166,9 @@ impl McpFront {
     /// Ends session `id`: it is forgotten, its streams close, and its
     /// resource subscriptions are released.
     pub(crate) fn end_session(&self, id: &str) {
-        let Some(entry) = self.sessions.remove(id) else {
-            return;
-        };
-        let uris = entry.take_subscriptions();
-        if uris.is_empty() {
-            return;
+        if let Some(entry) = self.sessions.remove(id) {
+            release_subscriptions(&self.backend, &entry);
         }
-        let engine = self.backend.clone();
-        tokio::spawn(async move {
-            for uri in uris {
-                engine.unsubscribe_resource(&uri).await;
-            }
-        });
     }
 
     /// Ends sessions unused for the idle timeout, every few seconds, until
@@ -793,17 +783,23 @@ struct ReleaseOnDrop {
 
 impl Drop for ReleaseOnDrop {
     fn drop(&mut self) {
-        let uris = self.holder.take_subscriptions();
-        if uris.is_empty() {
-            return;
-        }
-        let engine = self.engine.clone();
-        tokio::spawn(async move {
-            for uri in uris {
-                engine.unsubscribe_resource(&uri).await;
-            }
-        });
+        release_subscriptions(&self.engine, &self.holder);
     }
+}
+
+/// Releases (off the caller's task) every resource subscription `holder`
+/// holds.
+fn release_subscriptions(engine: &Arc<Engine>, holder: &SessionEntry) {
+    let uris = holder.take_subscriptions();
+    if uris.is_empty() {
+        return;
+    }
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        for uri in uris {
+            engine.unsubscribe_resource(&uri).await;
+        }
+    });
 }
 
 /// The session's GET stream: `list_changed` notifications while it lasts
