@@ -1091,14 +1091,18 @@ async fn answer(
         }
         Era::Stateless => (None, None),
     };
-    let principal = ext
-        .get::<CallerId>()
-        .map(|c| c.0.clone())
-        .unwrap_or_default();
     // A stateless call: a retry of a parked call goes on where it stopped;
     // a new one gets the era bridge when its client can answer requests.
     let mut bridge = None;
     let mut parsed_call = None;
+    // Only a stateless call can be parked (the principal is what it is bound to).
+    let principal = match stateless && method == "tools/call" {
+        true => ext
+            .get::<CallerId>()
+            .map(|c| c.0.clone())
+            .unwrap_or_default(),
+        false => String::new(),
+    };
     if stateless && method == "tools/call" {
         let call: CallToolRequestParams = match parse_params(params) {
             Ok(c) => c,

@@ -206,7 +206,35 @@ pub struct DownstreamCall {
     pub trace: Option<crate::trace::TraceContext>,
 }
 
+/// `_meta` naming no client capability, and naming elicitation only: what
+/// most calls send, built once.
+static NO_CAPS_META: std::sync::LazyLock<rmcp::model::RequestMetaObject> =
+    std::sync::LazyLock::new(|| caps_meta(ClientCapabilities::default()));
+static ELICIT_META: std::sync::LazyLock<rmcp::model::RequestMetaObject> =
+    std::sync::LazyLock::new(|| {
+        caps_meta(ClientCapabilities::builder().enable_elicitation().build())
+    });
+
+fn caps_meta(caps: ClientCapabilities) -> rmcp::model::RequestMetaObject {
+    let mut meta = rmcp::model::RequestMetaObject::default();
+    meta.set_client_capabilities(caps);
+    meta
+}
+
 impl DownstreamCall {
+    /// [`Self::answerable_capabilities`] as the `_meta` a request carries.
+    pub fn capabilities_meta(&self) -> rmcp::model::RequestMetaObject {
+        let declared = self.capabilities.as_ref();
+        let none = declared.is_none_or(|c| {
+            c.sampling.is_none() && c.elicitation.is_none() && c.roots.is_none()
+        });
+        match (none, self.questioner.is_some()) {
+            (true, false) => NO_CAPS_META.clone(),
+            (true, true) => ELICIT_META.clone(),
+            _ => caps_meta(self.answerable_capabilities()),
+        }
+    }
+
     /// What the provider may ask of this call's client: the client's own
     /// sampling, elicitation and roots (as it declared them), plus elicitation
     /// when an operator can answer questions for it.
@@ -1160,8 +1188,10 @@ impl Upstream {
                     .map(crate::trace::TraceContext::to_meta)
                     .unwrap_or_default();
                 // A 2026-07-28 provider asks only for what this call's client
-                // can give (read from `_meta`; a 2025 provider ignores it).
-                meta.set_client_capabilities(downstream.answerable_capabilities());
+                // can give (read from `_meta`).
+                if link.is_modern() {
+                    meta.extend(downstream.capabilities_meta());
+                }
                 let (id, rx) = link.send(request, Some(meta), true).await?;
                 let provider = self.provider.clone();
                 let answer = Box::pin(async move {
