@@ -225,9 +225,8 @@ impl DownstreamCall {
     /// [`Self::answerable_capabilities`] as the `_meta` a request carries.
     pub fn capabilities_meta(&self) -> rmcp::model::RequestMetaObject {
         let declared = self.capabilities.as_ref();
-        let none = declared.is_none_or(|c| {
-            c.sampling.is_none() && c.elicitation.is_none() && c.roots.is_none()
-        });
+        let none = declared
+            .is_none_or(|c| c.sampling.is_none() && c.elicitation.is_none() && c.roots.is_none());
         match (none, self.questioner.is_some()) {
             (true, false) => NO_CAPS_META.clone(),
             (true, true) => ELICIT_META.clone(),
