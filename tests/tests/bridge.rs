@@ -230,3 +230,43 @@ impl ClientHandler for Sampler {
         ))
     }
 }
+
+#[tokio::test]
+async fn a_2026_provider_asks_only_for_what_the_calling_client_declared() {
+    // Stdio and remote: each request carries the calling client's own
+    // capabilities (operator questions off: nothing stands in for it).
+    let remote = hangar_e2e::HttpFixture::start(false).await;
+    let config = format!(
+        "providers:\n  local:\n    command: [\"{}\"]\n  far:\n    mode: remote\n    endpoint: {}\nserver:\n  operator_questions: false\n",
+        bin("hangar-fixture").display(),
+        remote.url
+    );
+    let server = Server::start(&config).await;
+    for tool in [
+        "local__test_input_required_result_capabilities",
+        "far__test_input_required_result_capabilities",
+    ] {
+        let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+            "name": tool,
+            "arguments": {},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientInfo": {"name": "caps-test", "version": "0"},
+                "io.modelcontextprotocol/clientCapabilities": {"sampling": {}},
+            },
+        }});
+        let response = server.post_tools_call(ADMIN_KEY, &body).await;
+        assert_eq!(
+            response["result"]["resultType"], "input_required",
+            "{tool}: {response}"
+        );
+        let requests = response["result"]["inputRequests"].as_object().unwrap();
+        assert!(!requests.is_empty(), "{tool}: {response}");
+        for request in requests.values() {
+            assert_eq!(
+                request["method"], "sampling/createMessage",
+                "{tool}: {response}"
+            );
+        }
+    }
+}

@@ -1155,7 +1155,20 @@ impl Upstream {
         match &self.conn {
             Conn::Rmcp { peer, .. } => {
                 let handle = peer
-                    .send_cancellable_request(request, request_options(downstream))
+                    .send_cancellable_request(request, {
+                        let mut options = request_options(downstream);
+                        // A 2026-07-28 remote asks only for what this call's
+                        // client can give, as a stdio provider does.
+                        let modern = peer.peer_info().is_some_and(|i| {
+                            i.protocol_version >= rmcp::model::ProtocolVersion::V_2026_07_28
+                        });
+                        if modern {
+                            let mut meta = options.meta.take().unwrap_or_default();
+                            meta.extend(downstream.capabilities_meta());
+                            options = options.with_meta(meta);
+                        }
+                        options
+                    })
                     .await
                     .map_err(|e| match e {
                         // Nothing reached the provider: safe to send elsewhere.
