@@ -729,3 +729,27 @@ async fn a_2026_listen_stream_gets_its_list_changes_and_resource_updates_tagged(
         77
     );
 }
+
+#[tokio::test]
+async fn a_session_holds_a_bounded_number_of_subscriptions() {
+    let server = Server::start(&fixture_config("fx", "")).await;
+    let s = session(&server, ADMIN_KEY).await;
+    let subscribe = |n: usize| {
+        json!({"jsonrpc": "2.0", "id": n, "method": "resources/subscribe",
+               "params": {"uri": format!("test://many/{n}")}})
+    };
+    for n in 0..256 {
+        let r = json_reply(post_session(&server, ADMIN_KEY, &s, &subscribe(n))).await;
+        assert_eq!(r["result"], json!({}), "{n}: {r}");
+    }
+    let r = json_reply(post_session(&server, ADMIN_KEY, &s, &subscribe(256))).await;
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("at most 256")),
+        "{r}"
+    );
+    // Subscribing again to one it holds is still fine.
+    let r = json_reply(post_session(&server, ADMIN_KEY, &s, &subscribe(3))).await;
+    assert_eq!(r["result"], json!({}), "{r}");
+}

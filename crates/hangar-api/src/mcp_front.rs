@@ -609,6 +609,12 @@ async fn subscription(
             ));
         }
     }
+    if !entry.is_subscribed(&uri) && entry.subscription_count() >= MAX_SUBSCRIPTIONS {
+        return Err(ErrorData::invalid_request(
+            format!("at most {MAX_SUBSCRIPTIONS} resource subscriptions per session or stream"),
+            None,
+        ));
+    }
     if entry.subscribe(&uri)
         && let Err(e) = front.backend.subscribe_resource(&uri).await
     {
@@ -767,8 +773,10 @@ async fn listen(
     sse_response(Body::from_stream(futures::StreamExt::chain(head, tail)))
 }
 
-/// URIs one `subscriptions/listen` may name.
+/// URIs one `subscriptions/listen` may name, and resources one session or
+/// listen stream may subscribe to.
 const MAX_LISTEN_URIS: usize = 256;
+const MAX_SUBSCRIPTIONS: usize = MAX_LISTEN_URIS;
 
 fn uri_param(uri: &str) -> Box<RawValue> {
     RawValue::from_string(serde_json::json!({ "uri": uri }).to_string())

@@ -138,6 +138,11 @@ impl SessionEntry {
         lock(&self.subscriptions).remove(uri)
     }
 
+    /// How many resources the client subscribed to.
+    pub fn subscription_count(&self) -> usize {
+        lock(&self.subscriptions).len()
+    }
+
     /// Whether the client subscribed to `uri`.
     pub fn is_subscribed(&self, uri: &str) -> bool {
         lock(&self.subscriptions).contains(uri)
