@@ -753,3 +753,33 @@ async fn a_session_holds_a_bounded_number_of_subscriptions() {
     let r = json_reply(post_session(&server, ADMIN_KEY, &s, &subscribe(3))).await;
     assert_eq!(r["result"], json!({}), "{r}");
 }
+
+#[tokio::test]
+async fn lists_come_in_one_page_and_a_foreign_cursor_is_refused() {
+    let server = Server::start(&fixture_config("fx", "")).await;
+    let s = session(&server, ADMIN_KEY).await;
+    for method in [
+        "tools/list",
+        "prompts/list",
+        "resources/list",
+        "resources/templates/list",
+    ] {
+        let r = json_reply(post_session(
+            &server,
+            ADMIN_KEY,
+            &s,
+            &json!({"jsonrpc": "2.0", "id": 1, "method": method}),
+        ))
+        .await;
+        assert!(r["result"].is_object(), "{method}: {r}");
+        assert!(r["result"]["nextCursor"].is_null(), "{method}: {r}");
+        let r = json_reply(post_session(
+            &server,
+            ADMIN_KEY,
+            &s,
+            &json!({"jsonrpc": "2.0", "id": 2, "method": method, "params": {"cursor": "page-2"}}),
+        ))
+        .await;
+        assert_eq!(r["error"]["code"], -32602, "{method}: {r}");
+    }
+}

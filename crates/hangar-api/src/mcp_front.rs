@@ -1169,8 +1169,7 @@ async fn answer(
         None => (String::new(), None),
     };
     if method == "tools/list" {
-        // Listings take an optional cursor; the whole list is one page.
-        if let Err(e) = parse_params::<Option<PaginatedRequestParams>>(params) {
+        if let Err(e) = listing_params(params) {
             return finish(id, Err(e), stateless);
         }
         let (catalog, visible) = server.visible_tools(&incoming).await;
@@ -1321,6 +1320,20 @@ async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     }
 }
 
+/// A listing's params. The whole list is one page, so Hangar never hands out
+/// a cursor: one sent back is not Hangar's, and gets -32602 (as the spec asks
+/// of an invalid cursor) rather than the first page again.
+fn listing_params(params: Option<&RawValue>) -> Result<(), ErrorData> {
+    let p: Option<PaginatedRequestParams> = parse_params(params)?;
+    match p.and_then(|p| p.cursor) {
+        Some(_) => Err(ErrorData::invalid_params(
+            "invalid cursor: this server answers every list in one page",
+            None,
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A request's params as `T` (absent params are `null`).
 fn parse_params<T: serde::de::DeserializeOwned>(params: Option<&RawValue>) -> Result<T, ErrorData> {
     serde_json::from_str(params.map_or("null", |p| p.get()))
@@ -1378,8 +1391,7 @@ fn work(
             })
         }
         list => {
-            // Listings take an optional cursor; the whole list is one page.
-            let _: Option<PaginatedRequestParams> = parse_params(params)?;
+            listing_params(params)?;
             let list = list.to_owned();
             Box::pin(async move {
                 Ok(match list.as_str() {
