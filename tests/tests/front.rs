@@ -783,3 +783,138 @@ async fn lists_come_in_one_page_and_a_foreign_cursor_is_refused() {
         assert_eq!(r["error"]["code"], -32602, "{method}: {r}");
     }
 }
+
+#[tokio::test]
+async fn sessions_are_listed_ended_and_aborted_over_rest() {
+    let server = Server::start(&fixture_config("fx", "")).await;
+    let dev = server.key_for("dev", "developer").await;
+    let a = session(&server, ADMIN_KEY).await;
+    let b = session(&server, &dev).await;
+    let list = |key: String| {
+        let server = &server;
+        async move {
+            let (_, _, v) = server
+                .call_as(&key, reqwest::Method::GET, "/sessions", None)
+                .await;
+            let mut ids: Vec<String> = v["sessions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["session_id"].as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            (ids, v)
+        }
+    };
+    // A principal sees its own; admin (sessions:read) sees all.
+    let (ids, v) = list(dev.clone()).await;
+    assert_eq!(ids, vec![b.clone()], "{v}");
+    assert_eq!(v["sessions"][0]["principal_id"], "dev");
+    assert_eq!(v["sessions"][0]["client_name"], "front-e2e");
+    assert_eq!(v["sessions"][0]["era"], "2025");
+    let (ids, _) = list(ADMIN_KEY.to_owned()).await;
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(ids, both);
+    // Someone else's session does not exist for dev.
+    let (status, _, _) = server
+        .call_as(
+            &dev,
+            reqwest::Method::DELETE,
+            &format!("/sessions/{a}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // Abort a running call of session a: its caller gets an error, the
+    // provider stays ready, the session goes on.
+    let call = {
+        let (server_url, a) = (server.at("/mcp"), a.clone());
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(server_url)
+                .bearer_auth(ADMIN_KEY)
+                .header("Content-Type", "application/json")
+                .header("Accept", "application/json, text/event-stream")
+                .header("MCP-Protocol-Version", "2025-06-18")
+                .header("Mcp-Session-Id", a)
+                .body(
+                    json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call",
+                           "params": {"name": "fx__sleep", "arguments": {"ms": 60000}}})
+                    .to_string(),
+                )
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    let mut in_flight = Value::Null;
+    for _ in 0..200 {
+        let (_, v) = server.get_json(&format!("/sessions/{a}")).await;
+        if v["in_flight"] == json!(["41"]) {
+            in_flight = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(in_flight["calls_in_flight"], 1, "{in_flight}");
+    let (status, v) = server
+        .send(reqwest::Method::POST, &format!("/sessions/{a}/abort"), None)
+        .await;
+    assert_eq!((status, &v["aborted"]), (200, &json!(["41"])), "{v}");
+    let reply = tokio::time::timeout(Duration::from_secs(20), call)
+        .await
+        .expect("the aborted call did not return")
+        .unwrap();
+    let answer = sse_messages(&reply)
+        .into_iter()
+        .chain(serde_json::from_str::<Value>(&reply).ok())
+        .find(|m| m["id"] == 41)
+        .unwrap_or_else(|| panic!("no answer in {reply}"));
+    assert!(answer["error"].is_object(), "{answer}");
+    let r = json_reply(post_session(
+        &server,
+        ADMIN_KEY,
+        &a,
+        &json!({"jsonrpc": "2.0", "id": 42, "method": "tools/call",
+               "params": {"name": "fx__echo", "arguments": {"text": "still here"}}}),
+    ))
+    .await;
+    assert_eq!(r["result"]["content"][0]["text"], "still here", "{r}");
+    let (_, detail) = server.get_json(&format!("/sessions/{a}")).await;
+    let calls = detail["recent_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 2, "{detail}");
+    assert_eq!(calls[0]["tool"], "fx__sleep");
+    assert_eq!(calls[0]["outcome"], "cancelled");
+    assert_eq!(calls[1]["outcome"], "success");
+
+    // Ending b: its next request gets 404, a keeps working.
+    let (status, v) = server
+        .send(reqwest::Method::DELETE, &format!("/sessions/{b}"), None)
+        .await;
+    assert_eq!((status, &v["ended"]), (200, &json!(true)), "{v}");
+    let r = post_session(
+        &server,
+        &dev,
+        &b,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = json_reply(post_session(
+        &server,
+        ADMIN_KEY,
+        &a,
+        &json!({"jsonrpc": "2.0", "id": 43, "method": "ping"}),
+    ))
+    .await;
+    assert_eq!(r["result"], json!({}), "{r}");
+    let (status, _) = server.get_json(&format!("/sessions/{b}")).await;
+    assert_eq!(status, 404);
+}

@@ -292,6 +292,7 @@ pub fn api_router() -> OpenApiRouter<ApiContext> {
         .merge(crate::audit_api::routes())
         .merge(crate::observe_api::routes())
         .merge(crate::streams::routes())
+        .merge(crate::sessions_api::routes())
 }
 
 fn finish_api(routes: Router<ApiContext>, ctx: ApiContext) -> Router {
@@ -321,7 +322,7 @@ pub fn router(state: AppState) -> Router {
     }));
     let front = crate::mcp_front::McpFront {
         backend: Arc::new(state.engine.clone()),
-        sessions: table,
+        sessions: table.clone(),
         limits: state.session_limits,
         max_body_bytes: state.max_body_bytes,
         shutdown: state.shutdown.clone(),
@@ -350,6 +351,7 @@ pub fn router(state: AppState) -> Router {
                     keys: state.keys.clone(),
                     access: state.access.clone(),
                     shutdown: state.shutdown.clone(),
+                    sessions: table,
                 },
             ),
         )

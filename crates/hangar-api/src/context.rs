@@ -30,6 +30,8 @@ pub struct ApiContext {
     pub access: crate::authz::Access,
     /// Cancelled at shutdown: ends live streams.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The live 2025-era MCP sessions (`/api/sessions`).
+    pub sessions: Arc<hangar_mcp::SessionTable>,
 }
 
 impl FromRef<ApiContext> for Scopes {

@@ -33,6 +33,7 @@ pub mod schema;
 pub mod scopes_api;
 pub mod secrets_api;
 pub mod server;
+pub mod sessions_api;
 pub mod streams;
 pub mod tokens_api;
 

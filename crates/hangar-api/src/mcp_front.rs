@@ -166,9 +166,7 @@ impl McpFront {
     /// Ends session `id`: it is forgotten, its streams close, and its
     /// resource subscriptions are released.
     pub(crate) fn end_session(&self, id: &str) {
-        if let Some(entry) = self.sessions.remove(id) {
-            release_subscriptions(&self.backend, &entry);
-        }
+        end_session(&self.sessions, &self.backend, id);
     }
 
     /// Ends sessions unused for the idle timeout, every few seconds, until
@@ -445,6 +443,8 @@ fn initialize(
             protocol_version: result.protocol_version.clone(),
             capabilities: params.capabilities,
             client_key,
+            client_info: Some(params.client_info),
+            started: hangar_runtime::now_rfc3339(),
         },
     );
     let mut resp = finish(id, Ok(ServerResult::InitializeResult(result)), false);
@@ -795,9 +795,17 @@ impl Drop for ReleaseOnDrop {
     }
 }
 
+/// Ends session `id` of `sessions`: it is forgotten, its streams close, and
+/// its resource subscriptions are released.
+pub(crate) fn end_session(sessions: &SessionTable, engine: &Engine, id: &str) {
+    if let Some(entry) = sessions.remove(id) {
+        release_subscriptions(engine, &entry);
+    }
+}
+
 /// Releases (off the caller's task) every resource subscription `holder`
 /// holds.
-fn release_subscriptions(engine: &Arc<Engine>, holder: &SessionEntry) {
+fn release_subscriptions(engine: &Engine, holder: &SessionEntry) {
     let uris = holder.take_subscriptions();
     if uris.is_empty() {
         return;
@@ -1192,7 +1200,11 @@ async fn answer(
         Era::Session(entry) => Some(entry.track_inflight(id.clone(), incoming.ct.clone())),
         Era::Stateless => None,
     };
-    let mut work = match work(server, method, params, incoming, parsed_call) {
+    let record = match &era {
+        Era::Session(entry) => Some((entry.clone(), id.clone())),
+        Era::Stateless => None,
+    };
+    let mut work = match work(server, method, params, incoming, parsed_call, record) {
         Ok(work) => work,
         Err(e) => return finish(id, Err(e), stateless),
     };
@@ -1320,6 +1332,14 @@ async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     }
 }
 
+/// A JSON-RPC id as text (a number's digits, a string as it is).
+pub(crate) fn request_id_text(id: &RequestId) -> String {
+    match id {
+        RequestId::Number(n) => n.to_string(),
+        RequestId::String(s) => s.to_string(),
+    }
+}
+
 /// A listing's params. The whole list is one page, so Hangar never hands out
 /// a cursor: one sent back is not Hangar's, and gets -32602 (as the spec asks
 /// of an invalid cursor) rather than the first page again.
@@ -1348,6 +1368,7 @@ fn work(
     params: Option<&RawValue>,
     incoming: Incoming,
     parsed_call: Option<CallToolRequestParams>,
+    record: Option<(Arc<SessionEntry>, RequestId)>,
 ) -> Result<futures::future::BoxFuture<'static, Result<ServerResult, ErrorData>>, ErrorData> {
     Ok(match method {
         "tools/call" => {
@@ -1357,10 +1378,33 @@ fn work(
                 None => parse_params(params)?,
             };
             Box::pin(async move {
-                server
+                let started = std::time::Instant::now();
+                let tool = request.name.to_string();
+                let ct = incoming.ct.clone();
+                let result = server
                     .call_tool_as(request, incoming)
                     .await
-                    .map(ServerResult::from)
+                    .map(ServerResult::from);
+                // A session remembers its last calls (`GET /api/sessions/{id}`).
+                if let Some((entry, id)) = record {
+                    let outcome = match &result {
+                        _ if ct.is_cancelled() => "cancelled",
+                        Err(_) => "error",
+                        Ok(ServerResult::CallToolResult(r)) if r.is_error == Some(true) => {
+                            "tool_error"
+                        }
+                        Ok(_) => "success",
+                    };
+                    entry.record_call(hangar_mcp::RecentCall {
+                        request_id: request_id_text(&id),
+                        tool,
+                        finished: hangar_runtime::now_rfc3339(),
+                        duration_ms: u64::try_from(started.elapsed().as_millis())
+                            .unwrap_or(u64::MAX),
+                        outcome,
+                    });
+                }
+                result
             })
         }
         "resources/read" => {

@@ -40,15 +40,17 @@
 //! | `tokens:create` | mint personal tokens for oneself (never from a token) |
 //! | `audit:read` | read the audit log |
 //! | `events:read` | read and stream domain events |
+//! | `sessions:read` | list every principal's MCP sessions (anyone sees their own) |
+//! | `sessions:admin` | end and abort any principal's MCP sessions (anyone may end or abort their own) |
 //!
 //! # Built-in roles
 //!
 //! | role | permissions |
 //! |---|---|
 //! | `admin` | `*` |
-//! | `operator` | `providers:read`, `providers:write`, `providers:start`, `tools:list`, `tools:call`, `groups:read`, `groups:write`, `config:read`, `config:write`, `catalog:read`, `catalog:write`, `catalog:deploy`, `system:read`, `maintenance:write`, `approvals:read`, `approvals:write`, `secrets:read`, `secrets:write`, `events:read`, `tokens:create` |
+//! | `operator` | `providers:read`, `providers:write`, `providers:start`, `tools:list`, `tools:call`, `groups:read`, `groups:write`, `config:read`, `config:write`, `catalog:read`, `catalog:write`, `catalog:deploy`, `system:read`, `maintenance:write`, `approvals:read`, `approvals:write`, `secrets:read`, `secrets:write`, `events:read`, `tokens:create`, `sessions:read`, `sessions:admin` |
 //! | `developer` | `tools:list`, `tools:call`, `providers:read`, `groups:read`, `catalog:read`, `system:read`, `approvals:read`, `tokens:create` |
-//! | `viewer` | `providers:read`, `groups:read`, `config:read`, `catalog:read`, `system:read`, `auth:read`, `approvals:read`, `events:read` |
+//! | `viewer` | `providers:read`, `groups:read`, `config:read`, `catalog:read`, `system:read`, `auth:read`, `approvals:read`, `events:read`, `sessions:read` |
 //! | `auditor` | `audit:read`, `events:read`, `system:read`, `providers:read`, `groups:read` |
 //!
 //! Built-in roles cannot be changed or removed, and their ids cannot be reused. Custom roles
@@ -158,9 +160,13 @@ impl Permission {
     pub const AUDIT_READ: Self = Self::known("audit", "read");
     /// `events:read`: read and stream domain events.
     pub const EVENTS_READ: Self = Self::known("events", "read");
+    /// `sessions:read`: list every principal's MCP sessions.
+    pub const SESSIONS_READ: Self = Self::known("sessions", "read");
+    /// `sessions:admin`: end and abort any principal's MCP sessions.
+    pub const SESSIONS_ADMIN: Self = Self::known("sessions", "admin");
 
     /// Every permission Hangar checks, in documentation order.
-    pub const KNOWN: [Self; 25] = [
+    pub const KNOWN: [Self; 27] = [
         Self::PROVIDERS_READ,
         Self::PROVIDERS_DEFINE,
         Self::PROVIDERS_WRITE,
@@ -186,6 +192,8 @@ impl Permission {
         Self::TOKENS_CREATE,
         Self::AUDIT_READ,
         Self::EVENTS_READ,
+        Self::SESSIONS_READ,
+        Self::SESSIONS_ADMIN,
     ];
 
     const fn known(resource: &'static str, action: &'static str) -> Self {
@@ -491,6 +499,8 @@ pub fn builtin_roles() -> Vec<Role> {
                 P::SECRETS_WRITE,
                 P::EVENTS_READ,
                 P::TOKENS_CREATE,
+                P::SESSIONS_READ,
+                P::SESSIONS_ADMIN,
             ],
         ),
         role(
@@ -519,6 +529,7 @@ pub fn builtin_roles() -> Vec<Role> {
                 P::AUTH_READ,
                 P::APPROVALS_READ,
                 P::EVENTS_READ,
+                P::SESSIONS_READ,
             ],
         ),
         role(

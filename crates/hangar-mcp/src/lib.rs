@@ -38,7 +38,7 @@ pub use server::{
     AggregatingServer, Backend, BackendError, CallReport, CallerCanCall, CallerId, CallerRoles,
     Incoming, Lease, tools_result,
 };
-pub use sessions::{ClientAnswer, SessionEntry, SessionInit, SessionTable};
+pub use sessions::{ClientAnswer, RecentCall, SessionEntry, SessionInit, SessionTable};
 pub use upstream::{
     ClientPeer, ClientRequests, DownstreamCall, EventSink, ProgressSink, ProviderListing, Upstream,
     UpstreamEvent,

@@ -48,6 +48,30 @@ pub struct SessionEntry {
     log_level: AtomicU8,
     /// Resource URIs the client subscribed to (`resources/subscribe`).
     subscriptions: Mutex<std::collections::BTreeSet<String>>,
+    /// Who the client said it is in `initialize`.
+    pub client_info: Option<rmcp::model::Implementation>,
+    /// When it opened (RFC 3339).
+    pub started: String,
+    /// Its last calls, newest last (at most [`RECENT_CALLS`]).
+    recent: Mutex<std::collections::VecDeque<RecentCall>>,
+}
+
+/// Calls a session remembers for `GET /api/sessions/{id}`.
+pub const RECENT_CALLS: usize = 20;
+
+/// One finished call of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentCall {
+    /// The client's JSON-RPC id of it.
+    pub request_id: String,
+    /// The tool as the client named it.
+    pub tool: String,
+    /// When it finished (RFC 3339).
+    pub finished: String,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// `success`, `tool_error`, `error` or `cancelled`.
+    pub outcome: &'static str,
 }
 
 /// No `logging/setLevel` yet.
@@ -115,6 +139,9 @@ impl SessionEntry {
             next_ask: AtomicU64::new(1),
             log_level: AtomicU8::new(NO_LEVEL),
             subscriptions: Mutex::default(),
+            client_info: None,
+            started: String::new(),
+            recent: Mutex::default(),
         }
     }
 
@@ -136,6 +163,44 @@ impl SessionEntry {
     /// Drops the subscription to `uri`; false if there was none.
     pub fn unsubscribe(&self, uri: &str) -> bool {
         lock(&self.subscriptions).remove(uri)
+    }
+
+    /// Records a finished call (the oldest is forgotten past [`RECENT_CALLS`]).
+    pub fn record_call(&self, call: RecentCall) {
+        let mut recent = lock(&self.recent);
+        if recent.len() >= RECENT_CALLS {
+            recent.pop_front();
+        }
+        recent.push_back(call);
+    }
+
+    /// Its last calls, oldest first.
+    pub fn recent_calls(&self) -> Vec<RecentCall> {
+        lock(&self.recent).iter().cloned().collect()
+    }
+
+    /// The JSON-RPC ids of its calls in flight.
+    pub fn inflight_ids(&self) -> Vec<RequestId> {
+        lock(&self.inflight).keys().cloned().collect()
+    }
+
+    /// Cancels its call `id`, or every call in flight: the ids cancelled.
+    pub fn abort(&self, id: Option<&RequestId>) -> Vec<RequestId> {
+        let mut inflight = lock(&self.inflight);
+        let ids: Vec<RequestId> = match id {
+            Some(id) => inflight
+                .contains_key(id)
+                .then(|| id.clone())
+                .into_iter()
+                .collect(),
+            None => inflight.keys().cloned().collect(),
+        };
+        for id in &ids {
+            if let Some(ct) = inflight.remove(id) {
+                ct.cancel();
+            }
+        }
+        ids
     }
 
     /// How many resources the client subscribed to.
@@ -218,6 +283,10 @@ pub struct SessionInit {
     pub capabilities: ClientCapabilities,
     /// The session's number.
     pub client_key: u64,
+    /// Who the client said it is.
+    pub client_info: Option<rmcp::model::Implementation>,
+    /// When it opened (RFC 3339).
+    pub started: String,
 }
 
 /// Every open 2025-era session of this process.
@@ -267,6 +336,9 @@ impl SessionTable {
             next_ask: AtomicU64::new(1),
             log_level: AtomicU8::new(NO_LEVEL),
             subscriptions: Mutex::default(),
+            client_info: init.client_info,
+            started: init.started,
+            recent: Mutex::default(),
         };
         self.write().insert(Arc::from(id), Arc::new(entry));
     }
@@ -316,6 +388,18 @@ impl SessionTable {
             .collect()
     }
 
+    /// Every open session with its id, and how long since it was last used.
+    pub fn list(&self) -> Vec<(Arc<str>, Arc<SessionEntry>, Duration)> {
+        let now = self.now_ms();
+        self.read()
+            .iter()
+            .map(|(id, e)| {
+                let idle = now.saturating_sub(e.last_used_ms.load(Ordering::Relaxed));
+                (id.clone(), e.clone(), Duration::from_millis(idle))
+            })
+            .collect()
+    }
+
     /// Ends every session (shutdown).
     pub fn clear(&self) {
         for (_, entry) in self.write().drain() {
@@ -333,6 +417,8 @@ mod tests {
             protocol_version: ProtocolVersion::V_2025_06_18,
             capabilities: ClientCapabilities::default(),
             client_key: 1,
+            client_info: None,
+            started: String::new(),
         }
     }
 

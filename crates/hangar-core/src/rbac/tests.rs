@@ -165,6 +165,8 @@ fn known_permissions_are_the_documented_ones() {
             "tokens:create",
             "audit:read",
             "events:read",
+            "sessions:read",
+            "sessions:admin",
         ]
     );
     // Every one appears in the module docs' table.
