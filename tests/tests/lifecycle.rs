@@ -129,3 +129,42 @@ async fn failure_thresholds_changed_by_put_apply_at_once() {
     let degraded = server.wait_state("fx", "degraded").await;
     assert_eq!(degraded["consecutive_failures"], 1, "{degraded}");
 }
+
+#[tokio::test]
+async fn start_stop_and_restart_say_what_they_did() {
+    let server = hangar_e2e::Server::start(&hangar_e2e::fixture_config("fx", "")).await;
+    let post = |path: &'static str| server.send(reqwest::Method::POST, path, None);
+    let (s, v) = post("/providers/fx/start").await;
+    assert_eq!(
+        (s, &v["started"], &v["state"]),
+        (200, &serde_json::json!(true), &serde_json::json!("ready")),
+        "{v}"
+    );
+    let (_, v) = post("/providers/fx/start").await;
+    assert_eq!(v["started"], false, "already running: {v}");
+    let pid = v["pid"].clone();
+    let (s, v) = post("/providers/fx/restart").await;
+    assert_eq!(
+        (s, &v["started"], &v["state"]),
+        (200, &serde_json::json!(true), &serde_json::json!("ready")),
+        "{v}"
+    );
+    assert_ne!(v["pid"], pid, "a new process: {v}");
+    let (_, v) = post("/providers/fx/stop").await;
+    assert_eq!(
+        (&v["stopped"], &v["state"]),
+        (&serde_json::json!(true), &serde_json::json!("cold")),
+        "{v}"
+    );
+    let (_, v) = post("/providers/fx/stop").await;
+    assert_eq!(v["stopped"], false, "not running: {v}");
+    // The CLI restarts too.
+    let out = server.cli(&["providers", "restart", "fx", "--output", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["state"], "ready", "{v}");
+}

@@ -70,6 +70,7 @@ const EXPECTED_OPERATIONS: &[&str] = &[
     "GET /api/providers/{provider_id}/health",
     "GET /api/providers/{provider_id}/logs",
     "POST /api/providers/{provider_id}/refresh",
+    "POST /api/providers/{provider_id}/restart",
     "POST /api/providers/{provider_id}/start",
     "POST /api/providers/{provider_id}/stop",
     "GET /api/providers/{provider_id}/tools",

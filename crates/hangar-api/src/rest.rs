@@ -390,7 +390,7 @@ pub async fn delete_provider(
 pub struct ProviderStarted {
     /// The provider's id.
     pub provider_id: String,
-    /// Always true.
+    /// Whether this call started it (false: it was running already).
     pub started: bool,
     /// State before the call.
     #[schema(value_type = schema::ProviderState)]
@@ -430,6 +430,42 @@ pub async fn start_provider(
     let status = p.status();
     Ok(Json(ProviderStarted {
         provider_id: id,
+        // False when it was running already.
+        started: !before.is_running(),
+        previous_state: before,
+        state: status.state,
+        tools_count: u64::try_from(status.tools_count).unwrap_or(u64::MAX),
+        pid: status.pid,
+    }))
+}
+
+/// Stops a provider (if it runs) and starts it again, waiting until it is
+/// ready: its calls in flight end, its clients' sessions stay.
+#[utoipa::path(
+    post,
+    path = "/providers/{provider_id}/restart",
+    tag = "providers",
+    operation_id = "restart_provider",
+    params(("provider_id" = String, Path, description = "Provider id")),
+    responses(
+        (status = 200, description = "Running again", body = ProviderStarted),
+        (status = 400, description = "The path is malformed", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+        (status = 409, description = "Removed while restarting", body = ErrorBody),
+        (status = 502, description = "The provider could not be started (spawn failed, timeout, MCP handshake failed)", body = ErrorBody),
+    ),
+    security(("bearer" = ["providers:start"]))
+)]
+pub async fn restart_provider(
+    State(engine): State<Engine>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ProviderStarted>, ApiError> {
+    let p = engine.provider(&id)?;
+    let before = p.stop(false).await;
+    p.start().await?;
+    let status = p.status();
+    Ok(Json(ProviderStarted {
+        provider_id: id,
         started: true,
         previous_state: before,
         state: status.state,
@@ -451,7 +487,7 @@ pub struct StopBody {
 pub struct ProviderStopped {
     /// The provider's id.
     pub provider_id: String,
-    /// Always true.
+    /// Whether this call stopped it (false: it was not running).
     pub stopped: bool,
     /// State before the call.
     #[schema(value_type = schema::ProviderState)]
@@ -521,7 +557,8 @@ pub async fn stop_provider(
     let before = p.stop(false).await;
     Ok(Json(ProviderStopped {
         provider_id: id,
-        stopped: true,
+        // False when it was not running.
+        stopped: before.is_running(),
         previous_state: before,
         state: p.state(),
         reason,

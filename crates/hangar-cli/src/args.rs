@@ -185,6 +185,8 @@ pub enum ProvidersCommand {
     Remove { id: String },
     /// Start a provider.
     Start { id: String },
+    /// Stop a provider (if it runs) and start it again.
+    Restart { id: String },
     /// Re-inject a provider's secrets: a running provider restarts with the current values.
     Refresh {
         /// Provider id.

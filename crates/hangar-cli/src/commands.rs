@@ -143,6 +143,16 @@ async fn providers(cli: &Cli, command: &ProvidersCommand, table: bool) -> Result
             let human = render_kv(&response);
             (response, human)
         }
+        ProvidersCommand::Restart { id } => {
+            let response = output::waiting(
+                &format!("restarting {id}"),
+                table,
+                client.post(&["providers", id, "restart"], None),
+            )
+            .await?;
+            let human = render_kv(&response);
+            (response, human)
+        }
         ProvidersCommand::Refresh { id } => {
             let response = output::waiting(
                 &format!("restarting {id}"),
