@@ -168,3 +168,72 @@ async fn start_stop_and_restart_say_what_they_did() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["state"], "ready", "{v}");
 }
+
+#[tokio::test]
+async fn aborting_a_providers_calls_cancels_them_and_keeps_it_running() {
+    let server = hangar_e2e::Server::start(&hangar_e2e::fixture_config("fx", "")).await;
+    let url = server.at("/mcp");
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": "long-1", "method": "tools/call", "params": {
+        "name": "fx__sleep", "arguments": {"ms": 60000},
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "abort-e2e", "version": "0"},
+            "io.modelcontextprotocol/clientCapabilities": {},
+        },
+    }});
+    let call = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(hangar_e2e::ADMIN_KEY)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Mcp-Method", "tools/call")
+            .header("Mcp-Name", "fx__sleep")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    let mut running = false;
+    for _ in 0..200 {
+        let (_, v) = server.get_json("/providers/fx").await;
+        if v["in_flight"] == 1 {
+            running = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(running, "the call never showed as in flight");
+    // Naming another call aborts nothing.
+    let (s, v) = server
+        .send(
+            Method::POST,
+            "/providers/fx/abort",
+            Some(serde_json::json!({"request_id": "other"})),
+        )
+        .await;
+    assert_eq!((s, &v["aborted"]), (200, &serde_json::json!([])), "{v}");
+    let (s, v) = server.send(Method::POST, "/providers/fx/abort", None).await;
+    assert_eq!(
+        (s, &v["aborted"]),
+        (200, &serde_json::json!(["long-1"])),
+        "{v}"
+    );
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(20), call)
+        .await
+        .expect("the aborted call did not return")
+        .unwrap();
+    assert!(reply.contains("\"error\""), "{reply}");
+    assert_eq!(
+        server
+            .call_text("fx__echo", serde_json::json!({"text": "ok"}))
+            .await,
+        "ok"
+    );
+    let (_, v) = server.get_json("/providers/fx").await;
+    assert_eq!(v["state"], "ready", "{v}");
+}

@@ -265,6 +265,7 @@ pub fn api_router() -> OpenApiRouter<ApiContext> {
         .routes(routes!(rest::start_provider))
         .routes(routes!(rest::stop_provider))
         .routes(routes!(rest::restart_provider))
+        .routes(routes!(rest::abort_provider_calls))
         .routes(routes!(rest::provider_tools))
         .routes(routes!(rest::provider_health))
         .routes(routes!(rest::provider_logs))

@@ -1168,6 +1168,7 @@ async fn answer(
             }))),
             _ => None,
         },
+        request_id: Some(request_id_text(id)),
     };
     let (tool, mut bridge_rx) = match bridge {
         Some((tool, (bridge, rx))) => {

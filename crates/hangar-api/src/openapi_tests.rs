@@ -69,6 +69,7 @@ const EXPECTED_OPERATIONS: &[&str] = &[
     "PUT /api/providers/{provider_id}",
     "GET /api/providers/{provider_id}/health",
     "GET /api/providers/{provider_id}/logs",
+    "POST /api/providers/{provider_id}/abort",
     "POST /api/providers/{provider_id}/refresh",
     "POST /api/providers/{provider_id}/restart",
     "POST /api/providers/{provider_id}/start",

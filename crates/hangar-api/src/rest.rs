@@ -474,6 +474,75 @@ pub async fn restart_provider(
     }))
 }
 
+/// `POST /api/providers/{id}/abort` body (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AbortCalls {
+    /// The client's JSON-RPC id of the one call to abort (as text; a call a
+    /// client sent without an id shows as `#<n>`); none: every call in flight.
+    #[serde(default)]
+    pub request_id: Option<String>,
+}
+
+/// `POST /api/providers/{id}/abort` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderAborted {
+    /// The provider's id.
+    pub provider_id: String,
+    /// The client request ids of the calls cancelled.
+    pub aborted: Vec<String>,
+}
+
+/// Aborts a provider's calls in flight (one, by `request_id`, or all): the
+/// provider gets `notifications/cancelled` for each, their callers a
+/// cancelled error; the provider keeps running.
+#[utoipa::path(
+    post,
+    path = "/providers/{provider_id}/abort",
+    tag = "providers",
+    operation_id = "abort_provider_calls",
+    params(("provider_id" = String, Path, description = "Provider id")),
+    request_body(content = Option<AbortCalls>, description = "Optional", content_type = "application/json"),
+    responses(
+        (status = 200, description = "What was aborted", body = ProviderAborted),
+        (status = 400, description = "Malformed JSON body or path", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "A body that is not an abort request", body = ErrorBody),
+    ),
+    security(("bearer" = ["providers:start"]))
+)]
+pub async fn abort_provider_calls(
+    State(engine): State<Engine>,
+    ApiPath(id): ApiPath<String>,
+    body: Bytes,
+) -> Result<Json<ProviderAborted>, ApiError> {
+    let request: AbortCalls = if body.iter().all(u8::is_ascii_whitespace) {
+        AbortCalls::default()
+    } else {
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("invalid JSON body: {e}"),
+            )
+        })?;
+        serde_json::from_value(value).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ValidationError",
+                format!("invalid abort request: {e}"),
+            )
+        })?
+    };
+    let p = engine.provider(&id)?;
+    let aborted = p.abort(request.request_id.as_deref());
+    Ok(Json(ProviderAborted {
+        provider_id: id,
+        aborted,
+    }))
+}
+
 /// `POST /api/providers/{id}/stop` body (optional; an empty body is fine).
 #[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]

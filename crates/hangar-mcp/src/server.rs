@@ -155,6 +155,8 @@ pub struct Incoming {
     pub peer: Option<ClientPeer>,
     /// Where progress goes.
     pub progress: ProgressSink,
+    /// The client's JSON-RPC id of the request, as text.
+    pub request_id: Option<String>,
 }
 
 impl Incoming {
@@ -182,6 +184,10 @@ impl Incoming {
             ct: context.ct.clone(),
             trace: incoming_trace(context),
             peer: Some(ClientPeer::Rmcp(context.peer.clone())),
+            request_id: Some(match &context.id {
+                rmcp::model::NumberOrString::Number(n) => n.to_string(),
+                rmcp::model::NumberOrString::String(s) => s.to_string(),
+            }),
         }
     }
 }
@@ -416,6 +422,7 @@ impl<B: Backend> AggregatingServer<B> {
             tool: None,
             principal: None,
             trace: incoming.trace.clone(),
+            request_id: incoming.request_id.clone(),
         }
     }
 }

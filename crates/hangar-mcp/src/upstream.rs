@@ -204,6 +204,9 @@ pub struct DownstreamCall {
     pub principal: Option<String>,
     /// The trace context the provider gets in the request's `_meta`.
     pub trace: Option<crate::trace::TraceContext>,
+    /// The client's JSON-RPC id of the request, as text (what an operator's
+    /// abort names).
+    pub request_id: Option<String>,
 }
 
 /// `_meta` naming no client capability, and naming elicitation only: what
@@ -264,6 +267,9 @@ fn request_options(downstream: &DownstreamCall) -> PeerRequestOptions {
 
 struct InflightCall {
     client_key: u64,
+    /// Cancels the call (an operator's abort).
+    ct: CancellationToken,
+    request_id: Option<String>,
     peer: Option<ClientPeer>,
     capabilities: Option<ClientCapabilities>,
     server_requests: bool,
@@ -414,6 +420,24 @@ impl UpstreamHandler {
         if let Some(peer) = peer {
             peer.log(params);
         }
+    }
+
+    /// Cancels the calls in flight on this provider (those whose client
+    /// request id is `request_id`, or all): each is cancelled at the provider
+    /// (`notifications/cancelled`) and its caller gets a cancelled error.
+    /// Returns the client request ids (`#<n>` for a call without one).
+    pub(crate) fn abort(&self, request_id: Option<&str>) -> Vec<String> {
+        let inflight = lock(&self.shared.inflight);
+        let mut aborted = Vec::new();
+        for (n, call) in inflight.iter() {
+            let id = call.request_id.clone().unwrap_or_else(|| format!("#{n}"));
+            if request_id.is_none_or(|wanted| wanted == id) && !call.ct.is_cancelled() {
+                call.ct.cancel();
+                aborted.push(id);
+            }
+        }
+        aborted.sort();
+        aborted
     }
 
     /// Passes a provider's event to the runtime.
@@ -1078,6 +1102,11 @@ impl Upstream {
         Ok(())
     }
 
+    /// Cancels calls in flight on this connection (see `UpstreamHandler::abort`).
+    pub fn abort(&self, request_id: Option<&str>) -> Vec<String> {
+        self.handler.abort(request_id)
+    }
+
     /// Forwards one `completion/complete` (with the provider's own prompt name).
     pub async fn complete(
         &self,
@@ -1239,6 +1268,8 @@ impl Upstream {
             call_id,
             InflightCall {
                 client_key: downstream.client_key,
+                ct: downstream.ct.clone(),
+                request_id: downstream.request_id.clone(),
                 peer: downstream.peer.clone(),
                 capabilities: downstream.capabilities.clone(),
                 server_requests: downstream.server_requests,

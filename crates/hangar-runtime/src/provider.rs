@@ -657,6 +657,15 @@ impl Provider {
         })
     }
 
+    /// Cancels its calls in flight (all, or the one whose client request id
+    /// is `request_id`); the provider keeps running. The ids aborted.
+    pub fn abort(&self, request_id: Option<&str>) -> Vec<String> {
+        self.live
+            .load_full()
+            .map(|live| live.upstream.abort(request_id))
+            .unwrap_or_default()
+    }
+
     /// Re-fetches the listing after the provider announced a change.
     async fn refresh_listing(&self) {
         let Some(live) = self.live.load_full() else {
