@@ -8,6 +8,28 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
+/// An optional JSON body: empty (or blank) is `T::default()`; not JSON is a
+/// 400, JSON of the wrong shape a 422.
+pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("invalid JSON body: {e}"),
+        )
+    })?;
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ValidationError",
+            format!("invalid request body: {e}"),
+        )
+    })
+}
+
 /// Like `axum::Json`, but a bad body is answered with Hangar's error shape:
 /// 400 (not JSON), 413 (too large), 415 (no `application/json` content type),
 /// 422 (JSON of the wrong shape).

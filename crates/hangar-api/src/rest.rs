@@ -517,24 +517,7 @@ pub async fn abort_provider_calls(
     ApiPath(id): ApiPath<String>,
     body: Bytes,
 ) -> Result<Json<ProviderAborted>, ApiError> {
-    let request: AbortCalls = if body.iter().all(u8::is_ascii_whitespace) {
-        AbortCalls::default()
-    } else {
-        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                format!("invalid JSON body: {e}"),
-            )
-        })?;
-        serde_json::from_value(value).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "ValidationError",
-                format!("invalid abort request: {e}"),
-            )
-        })?
-    };
+    let request: AbortCalls = crate::extract::optional_json(&body)?;
     let p = engine.provider(&id)?;
     let aborted = p.abort(request.request_id.as_deref());
     Ok(Json(ProviderAborted {

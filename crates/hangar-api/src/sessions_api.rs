@@ -329,24 +329,7 @@ pub async fn abort_session(
     ApiPath(session_id): ApiPath<String>,
     body: Bytes,
 ) -> Result<Json<Aborted>, ApiError> {
-    let request: AbortRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        AbortRequest::default()
-    } else {
-        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                format!("invalid JSON body: {e}"),
-            )
-        })?;
-        serde_json::from_value(value).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "ValidationError",
-                format!("invalid abort request: {e}"),
-            )
-        })?
-    };
+    let request: AbortRequest = crate::extract::optional_json(&body)?;
     let (entry, _, may) = visible(&ctx.sessions, &caller, &grants, &session_id)?;
     may_change(may)?;
     let aborted = entry
