@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 import anyio
 import httpx2
@@ -30,7 +31,8 @@ MODES = ["legacy", MODERN]
 
 
 @asynccontextmanager
-async def connect(server: HangarServer, mode: str) -> AsyncIterator[Client]:
+async def connect(server: HangarServer, mode: str, **callbacks: Any) -> AsyncIterator[Client]:
+    """An SDK client of `server`'s /mcp in `mode`; `callbacks` go to `Client` (sampling, elicitation...)."""
     async with httpx2.AsyncClient(
         headers={"Authorization": f"Bearer {server.key}"}, timeout=httpx2.Timeout(TIMEOUT_S)
     ) as http:
@@ -38,6 +40,7 @@ async def connect(server: HangarServer, mode: str) -> AsyncIterator[Client]:
             streamable_http_client(server.mcp_url, http_client=http),
             mode=mode,
             read_timeout_seconds=TIMEOUT_S,
+            **callbacks,
         ) as client:
             if mode == "legacy":
                 assert client.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS

@@ -15,46 +15,17 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-import httpx2
 import jsonschema
 import mcp_types as types
 import pytest
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from conftest import FS_SEED_NAME, FS_SEED_TEXT, RealServers
-from test_interop import MODERN, MODES, TIMEOUT_S, texts
+from test_interop import MODERN, TIMEOUT_S, connect, mode, texts  # noqa: F401 (mode: a fixture)
 
 pytestmark = pytest.mark.anyio
-
-@pytest.fixture(params=MODES)
-def mode(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-@asynccontextmanager
-async def connect(server: RealServers, mode: str, **callbacks: Any) -> AsyncIterator[Client]:
-    async with httpx2.AsyncClient(
-        headers={"Authorization": f"Bearer {server.key}"}, timeout=httpx2.Timeout(TIMEOUT_S)
-    ) as http:
-        async with Client(
-            streamable_http_client(server.mcp_url, http_client=http),
-            mode=mode,
-            read_timeout_seconds=TIMEOUT_S,
-            **callbacks,
-        ) as client:
-            if mode == "legacy":
-                assert client.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS
-            else:
-                assert client.protocol_version == mode
-            yield client
-
 
 def ok(result: types.CallToolResult) -> types.CallToolResult:
     assert not result.is_error, result

@@ -52,6 +52,27 @@ pub fn fixture_config(id: &str, extra: &str) -> String {
     )
 }
 
+/// Starts `hangar-server` on `yaml` (a config it must refuse) and returns
+/// its exit code and stderr.
+pub fn refused_config(yaml: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hangar.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let out = Command::new(bin("hangar-server"))
+        .arg("--config")
+        .arg(&path)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A running `hangar-server`.
 pub struct Server {
     /// Base URL, e.g. `http://127.0.0.1:PORT`.

@@ -317,7 +317,6 @@ async fn provider_lifecycle_over_rest_persists_across_restarts() {
 
 #[test]
 fn bad_config_exits_64_naming_the_field() {
-    let dir = tempfile::tempdir().unwrap();
     let cases = [
         (
             "providers:\n  x:\n    command: [\"a\"]\n    shell: true\n",
@@ -331,19 +330,8 @@ fn bad_config_exits_64_naming_the_field() {
         ("providers:\n  x:\n    mode: warp\n", "mode"),
     ];
     for (yaml, field) in cases {
-        let path = dir.path().join("bad.yaml");
-        std::fs::write(&path, yaml).unwrap();
-        let out = Command::new(bin("hangar-server"))
-            .arg("--config")
-            .arg(&path)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(64), "{yaml}");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let (code, err) = hangar_e2e::refused_config(yaml);
+        assert_eq!(code, Some(64), "{yaml}");
         assert!(err.contains(field), "{yaml} -> {err}");
     }
     let out = Command::new(bin("hangar-server"))

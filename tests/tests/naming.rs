@@ -151,20 +151,8 @@ async fn invalid_naming_settings_are_refused_with_the_field() {
             "tool_naming",
         ),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("hangar.yaml");
-        std::fs::write(&path, &yaml).unwrap();
-        let out = std::process::Command::new(bin("hangar-server"))
-            .arg("--config")
-            .arg(&path)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(64), "{yaml}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (code, stderr) = hangar_e2e::refused_config(&yaml);
+        assert_eq!(code, Some(64), "{yaml}");
         assert!(stderr.contains(field), "{field} in {stderr}");
     }
 }

@@ -150,7 +150,8 @@ impl std::fmt::Debug for Access {
 /// How often idle rate-limit and backoff entries are dropped.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks a std mutex, recovering from poisoning (the data stays usable).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -33,6 +33,8 @@ use hangar_mcp::{Backend as _, ClientRequests};
 use hangar_runtime::Engine;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+
+use crate::authz::lock;
 
 /// How long a parked call waits for the client's retry.
 pub(crate) const PARK_TTL: Duration = Duration::from_secs(300);
@@ -108,10 +110,6 @@ struct Parked {
 }
 
 type AskAnswer = Result<serde_json::Value, ErrorData>;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 impl Parked {
     /// Takes a provider request as a new `inputRequests` entry.

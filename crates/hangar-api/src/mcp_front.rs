@@ -1168,7 +1168,7 @@ async fn answer(
             }))),
             _ => None,
         },
-        request_id: Some(request_id_text(id)),
+        request_id: Some(hangar_mcp::jsonrpc::id_text(id)),
     };
     let (tool, mut bridge_rx) = match bridge {
         Some((tool, (bridge, rx))) => {
@@ -1333,14 +1333,6 @@ async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     }
 }
 
-/// A JSON-RPC id as text (a number's digits, a string as it is).
-pub(crate) fn request_id_text(id: &RequestId) -> String {
-    match id {
-        RequestId::Number(n) => n.to_string(),
-        RequestId::String(s) => s.to_string(),
-    }
-}
-
 /// A listing's params. The whole list is one page, so Hangar never hands out
 /// a cursor: one sent back is not Hangar's, and gets -32602 (as the spec asks
 /// of an invalid cursor) rather than the first page again.
@@ -1397,9 +1389,9 @@ fn work(
                         Ok(_) => "success",
                     };
                     entry.record_call(hangar_mcp::RecentCall {
-                        request_id: request_id_text(&id),
+                        request_id: hangar_mcp::jsonrpc::id_text(&id),
                         tool,
-                        finished: hangar_runtime::now_rfc3339(),
+                        finished: std::time::SystemTime::now(),
                         duration_ms: u64::try_from(started.elapsed().as_millis())
                             .unwrap_or(u64::MAX),
                         outcome,

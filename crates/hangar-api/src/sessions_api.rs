@@ -165,11 +165,7 @@ fn visible(
             format!("session '{id}' not found"),
         )
     };
-    let (_, entry, idle) = sessions
-        .list()
-        .into_iter()
-        .find(|(k, _, _)| &**k == id)
-        .ok_or_else(not_found)?;
+    let (entry, idle) = sessions.peek(id).ok_or_else(not_found)?;
     let own = entry.principal() == caller.id;
     if !own && !grants.allows(&Permission::SESSIONS_READ) {
         return Err(not_found());
@@ -254,7 +250,7 @@ pub async fn get_session(
         in_flight: entry
             .inflight_ids()
             .iter()
-            .map(crate::mcp_front::request_id_text)
+            .map(hangar_mcp::jsonrpc::id_text)
             .collect(),
         recent_calls: entry
             .recent_calls()
@@ -262,7 +258,9 @@ pub async fn get_session(
             .map(|c| RecentCallView {
                 request_id: c.request_id,
                 tool: c.tool,
-                finished: c.finished,
+                finished: time::OffsetDateTime::from(c.finished)
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
                 duration_ms: c.duration_ms,
                 outcome: c.outcome,
             })
@@ -335,7 +333,7 @@ pub async fn abort_session(
     let aborted = entry
         .abort(request.request_id.as_ref())
         .iter()
-        .map(crate::mcp_front::request_id_text)
+        .map(hangar_mcp::jsonrpc::id_text)
         .collect();
     Ok(Json(Aborted {
         session_id,

@@ -29,3 +29,11 @@ pub struct Envelope<'a> {
     #[serde(default)]
     pub error: Option<ErrorData>,
 }
+
+/// A JSON-RPC id as text: a number's digits, a string as it is.
+pub fn id_text(id: &rmcp::model::RequestId) -> String {
+    match id {
+        rmcp::model::NumberOrString::Number(n) => n.to_string(),
+        rmcp::model::NumberOrString::String(s) => s.to_string(),
+    }
+}

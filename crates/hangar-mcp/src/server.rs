@@ -184,10 +184,7 @@ impl Incoming {
             ct: context.ct.clone(),
             trace: incoming_trace(context),
             peer: Some(ClientPeer::Rmcp(context.peer.clone())),
-            request_id: Some(match &context.id {
-                rmcp::model::NumberOrString::Number(n) => n.to_string(),
-                rmcp::model::NumberOrString::String(s) => s.to_string(),
-            }),
+            request_id: Some(crate::jsonrpc::id_text(&context.id)),
         }
     }
 }

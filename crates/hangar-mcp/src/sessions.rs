@@ -66,8 +66,8 @@ pub struct RecentCall {
     pub request_id: String,
     /// The tool as the client named it.
     pub tool: String,
-    /// When it finished (RFC 3339).
-    pub finished: String,
+    /// When it finished (formatted only when someone reads it).
+    pub finished: std::time::SystemTime,
     /// How long it took.
     pub duration_ms: u64,
     /// `success`, `tool_error`, `error` or `cancelled`.
@@ -380,10 +380,9 @@ impl SessionTable {
     /// Sessions unused for `timeout` or more.
     pub fn stale(&self, timeout: Duration) -> Vec<Arc<str>> {
         let now = self.now_ms();
-        let limit = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         self.read()
             .iter()
-            .filter(|(_, e)| now.saturating_sub(e.last_used_ms.load(Ordering::Relaxed)) >= limit)
+            .filter(|(_, e)| Self::idle(now, e) >= timeout)
             .map(|(id, _)| id.clone())
             .collect()
     }
@@ -393,11 +392,21 @@ impl SessionTable {
         let now = self.now_ms();
         self.read()
             .iter()
-            .map(|(id, e)| {
-                let idle = now.saturating_sub(e.last_used_ms.load(Ordering::Relaxed));
-                (id.clone(), e.clone(), Duration::from_millis(idle))
-            })
+            .map(|(id, e)| (id.clone(), e.clone(), Self::idle(now, e)))
             .collect()
+    }
+
+    /// Session `id` and how long since it was last used, without marking it
+    /// used (as [`Self::get`] does).
+    pub fn peek(&self, id: &str) -> Option<(Arc<SessionEntry>, Duration)> {
+        let now = self.now_ms();
+        let entry = self.read().get(id).cloned()?;
+        let idle = Self::idle(now, &entry);
+        Some((entry, idle))
+    }
+
+    fn idle(now: u64, entry: &SessionEntry) -> Duration {
+        Duration::from_millis(now.saturating_sub(entry.last_used_ms.load(Ordering::Relaxed)))
     }
 
     /// Ends every session (shutdown).

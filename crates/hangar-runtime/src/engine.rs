@@ -24,10 +24,6 @@ pub use observe::SessionCounter;
 mod reconcile;
 pub use reconcile::{ReconcileReport, ReconcileSet};
 
-fn lock_subs<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// Event type of one finished tool call (the invocation history).
 pub const TOOL_INVOCATION: &str = "ToolInvocationCompleted";
 
@@ -236,7 +232,7 @@ impl Engine {
                 ProviderNotice::Ready { took } => {
                     shared.metrics.started(id, took);
                     // A new connection has none of the subscriptions yet.
-                    let has = lock_subs(&shared.subscriptions).contains_key(id);
+                    let has = crate::lock(&shared.subscriptions).contains_key(id);
                     if has {
                         let engine = Engine { shared };
                         let id = id.to_owned();
@@ -268,7 +264,7 @@ impl Engine {
         let owners = self.resource_owners(uri);
         let mut changed = Vec::new();
         {
-            let mut subs = lock_subs(&self.shared.subscriptions);
+            let mut subs = crate::lock(&self.shared.subscriptions);
             for p in &owners {
                 let n = subs
                     .entry(p.clone())
@@ -300,7 +296,7 @@ impl Engine {
     pub async fn unsubscribe_resource(&self, uri: &str) {
         let mut changed = Vec::new();
         {
-            let mut subs = lock_subs(&self.shared.subscriptions);
+            let mut subs = crate::lock(&self.shared.subscriptions);
             for (p, uris) in subs.iter_mut() {
                 if let Some(n) = uris.get_mut(uri) {
                     *n = n.saturating_sub(1);
@@ -338,7 +334,7 @@ impl Engine {
         let Some(p) = self.providers().get(id).cloned() else {
             return Ok(());
         };
-        let uris: std::collections::BTreeSet<String> = lock_subs(&self.shared.subscriptions)
+        let uris: std::collections::BTreeSet<String> = crate::lock(&self.shared.subscriptions)
             .get(id)
             .map(|u| u.keys().cloned().collect())
             .unwrap_or_default();

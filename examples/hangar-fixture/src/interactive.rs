@@ -16,12 +16,12 @@ use rmcp::model::{
     CallToolResponse, CallToolResult, ContentBlock, CreateMessageRequest,
     CreateMessageRequestParams, CreateMessageResult, ElicitRequest, ElicitRequestParams,
     ElicitResult, ElicitationAction, ElicitationSchema, InputRequest, InputRequests,
-    InputRequiredResult, InputResponses, SamplingContent, SamplingMessage,
-    SamplingMessageContentBlock,
+    InputRequiredResult, InputResponses, SamplingMessage,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 
+use crate::mrtr::sampled_text;
 use crate::server::is_stateless_era;
 
 const SAMPLING_KEY: &str = "sampling";
@@ -151,22 +151,6 @@ fn elicitation_schema() -> Result<ElicitationSchema, ErrorData> {
         .map_err(|error| {
             ErrorData::internal_error(format!("bad elicitation schema: {error}"), None)
         })
-}
-
-/// Concatenate the text blocks of a sampling reply.
-fn sampled_text(result: &CreateMessageResult) -> String {
-    let blocks: Vec<&SamplingMessageContentBlock> = match &result.message.content {
-        SamplingContent::Single(block) => vec![block],
-        SamplingContent::Multiple(blocks) => blocks.iter().collect(),
-    };
-    blocks
-        .into_iter()
-        .filter_map(|block| match block {
-            SamplingMessageContentBlock::Text(text) => Some(text.text.as_str()),
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .join("")
 }
 
 fn describe_elicitation(result: &ElicitResult) -> String {
